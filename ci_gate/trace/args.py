@@ -1,0 +1,208 @@
+"""Lazy helpers over strace's argument text.
+
+The parser keeps a call's arguments as the raw text strace printed. Metrics that
+need an argument split it here, on demand, so the hot loop never pays for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C-style escapes strace uses in quoted strings and in -y path decorations:
+# \n \t \r \v \f \\ \" and octal (\1, \74, \303) or, with -x/-xx, \xHH.
+_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{2})|(.))", re.S)
+_SIMPLE = {
+    b"n": b"\n",
+    b"t": b"\t",
+    b"r": b"\r",
+    b"v": b"\v",
+    b"f": b"\f",
+    b"a": b"\a",
+    b"b": b"\b",
+    b"e": b"\x1b",
+    b"\\": b"\\",
+    b'"': b'"',
+    b"'": b"'",
+    b"?": b"?",
+}
+
+
+def _unescape_match(m: re.Match[bytes]) -> bytes:
+    octal, hexa, other = m.groups()
+    if octal is not None:
+        return bytes((int(octal, 8) & 0xFF,))
+    if hexa is not None:
+        return bytes((int(hexa, 16),))
+    return _SIMPLE.get(other, b"\\" + other)
+
+
+def unescape(text: str) -> bytes:
+    """Undo strace's escaping; the result is the raw bytes the kernel saw."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if b"\\" not in raw:
+        return raw
+    return _ESCAPE.sub(_unescape_match, raw)
+
+
+def unescape_path(text: str) -> str:
+    """Unescape a path and return it as a str the way os.fsdecode would."""
+    return unescape(text).decode("utf-8", "surrogateescape")
+
+
+# Tokens at the top level of an argument list. Inside a -y decoration the
+# grammar differs (quotes are escaped, '[' ']' nest, '->' appears in sockets),
+# so decorations are consumed by _skip_decoration instead.
+_TOP = re.compile(
+    r"""
+      "(?:[^"\\]|\\.)*"(?:\.\.\.)?   # quoted string, possibly truncated ("..."...)
+    | /\*.*?\*/                      # -X verbose comment
+    | [^"<>\[\]{}(),/]+              # a run of ordinary characters
+    | .                              # any single structural character
+    """,
+    re.X | re.S,
+)
+_IN_DECORATION = re.compile(r"[^<>\[\]\\]+|\\.|.", re.S)
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+
+
+def _skip_decoration(text: str, pos: int) -> int:
+    """Return the index just past the decoration that opens at text[pos] == '<'."""
+    depth = 0
+    brackets = 0
+    n = len(text)
+    while pos < n:
+        m = _IN_DECORATION.match(text, pos)
+        assert m is not None
+        tok = m.group()
+        pos = m.end()
+        if tok == "<":
+            depth += 1
+        elif tok == "[":
+            brackets += 1
+        elif tok == "]":
+            brackets = max(0, brackets - 1)
+        elif tok == ">" and brackets == 0:
+            depth -= 1
+            if depth == 0:
+                return pos
+    return n
+
+
+def scan(text: str, start: int = 0, *, stop_at_close: bool = False) -> tuple[list[str], int]:
+    """Split `text` into its top-level comma-separated arguments.
+
+    With stop_at_close, scanning ends at the first unmatched ')' and the index
+    of that parenthesis is returned (used to find where a call's arguments end
+    when a hostile string makes the fast path ambiguous). Otherwise the index
+    returned is len(text).
+    """
+    args: list[str] = []
+    stack: list[str] = []
+    pos = start
+    arg_start = start
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if ch == "<":
+            pos = _skip_decoration(text, pos)
+            continue
+        m = _TOP.match(text, pos)
+        assert m is not None
+        tok = m.group()
+        end = m.end()
+        if len(tok) == 1:
+            if tok in _OPEN:
+                stack.append(_OPEN[tok])
+            elif tok in ")]}":
+                if stack and stack[-1] == tok:
+                    stack.pop()
+                elif not stack and tok == ")" and stop_at_close:
+                    piece = text[arg_start:pos].strip()
+                    if piece or args:
+                        args.append(piece)
+                    return args, pos
+            elif tok == "," and not stack:
+                args.append(text[arg_start:pos].strip())
+                arg_start = end
+        pos = end
+    piece = text[arg_start:n].strip()
+    if piece or args:
+        args.append(piece)
+    return args, n
+
+
+def split_args(text: str) -> list[str]:
+    """Top-level arguments of a call, e.g. 'AT_FDCWD</d>, "a, b", O_RDONLY' -> 3 items."""
+    return scan(text)[0]
+
+
+_DECORATED = re.compile(r"^(-?\d+|AT_FDCWD)(?:\s*/\*[^*]*\*/)?<(.*)>$", re.S)
+
+
+def decoration(arg: str) -> tuple[str, str] | None:
+    """('3', '/path') for a -y decorated fd argument such as 3</path>, else None.
+
+    The path is returned still escaped; use unescape_path on it.
+    AT_FDCWD</cwd> gives ('AT_FDCWD', '/cwd'); -X raw/verbose print AT_FDCWD
+    as -100 (with a comment), which is normalised to 'AT_FDCWD'.
+    """
+    m = _DECORATED.match(arg)
+    if m is None:
+        return None
+    fd = m.group(1)
+    if fd == "-100":
+        fd = "AT_FDCWD"
+    return fd, m.group(2)
+
+
+def string_value(arg: str) -> str | None:
+    """The unescaped content of a quoted string argument, or None if not a string.
+
+    A truncated string ("abc"...) returns its visible part; callers that need
+    to know use is_truncated.
+    """
+    if len(arg) < 2 or arg[0] != '"':
+        return None
+    end = arg.rfind('"')
+    if end <= 0:
+        return None
+    return unescape_path(arg[1:end])
+
+
+def is_truncated(arg: str) -> bool:
+    return arg.endswith('"...')
+
+
+def fd_number(arg: str) -> int | None:
+    """The fd number of an fd argument: '3', '3</p>', 'AT_FDCWD' -> None."""
+    head = arg.split("<", 1)[0].split("/*", 1)[0].strip()
+    if head.lstrip("-").isdigit():
+        value = int(head)
+        return None if value == -100 else value
+    return None
+
+
+def is_at_fdcwd(arg: str) -> bool:
+    head = arg.split("<", 1)[0].strip()
+    return head.startswith("AT_FDCWD") or head.startswith("-100")
+
+
+_FLAG_TOKEN = re.compile(r"[A-Z_][A-Z0-9_]*|0x[0-9a-fA-F]+|\d+")
+
+
+def has_flag(arg: str, name: str, value: int) -> bool:
+    """Whether a flags argument carries `name`, printed symbolically or raw (-X raw)."""
+    if name in arg:
+        return name in {t for t in _FLAG_TOKEN.findall(arg)}
+    raw = flag_value(arg)
+    return raw is not None and bool(raw & value)
+
+
+def flag_value(arg: str) -> int | None:
+    """Numeric value of a flags argument printed raw (-X raw), e.g. '0x1000'."""
+    head = arg.split("/*", 1)[0].strip()
+    try:
+        return int(head, 0)
+    except ValueError:
+        return None

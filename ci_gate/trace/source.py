@@ -1,0 +1,93 @@
+"""Where trace text comes from: one file, stdin, or strace -ff's per-pid files."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_gate.errors import MeasureError
+from ci_gate.trace.events import ParseStats
+from ci_gate.trace.parser import Event, TraceParser
+
+_PID_SUFFIX = re.compile(r"^(?P<prefix>.*)\.(?P<pid>\d+)$")
+
+
+@dataclass(frozen=True)
+class TracePart:
+    path: Path | None  # None for stdin
+    pid: int | None  # set for -ff files, whose lines carry no pid
+    size: int
+
+
+def resolve(spec: str) -> list[TracePart]:
+    """Files making up the trace named by `spec`.
+
+    `spec` may be a file, '-' (stdin), a directory holding strace -ff output
+    (PREFIX.PID files), or the -o PREFIX itself when only PREFIX.PID exist.
+    """
+    if spec == "-":
+        return [TracePart(None, None, 0)]
+    path = Path(spec)
+    if path.is_file():
+        return [TracePart(path, None, path.stat().st_size)]
+    candidates: list[Path]
+    if path.is_dir():
+        candidates = [p for p in path.iterdir() if p.is_file()]
+    else:
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise MeasureError("trace-missing", f"no trace at {spec}")
+        candidates = [p for p in parent.iterdir() if p.name.startswith(path.name + ".")]
+    parts: list[TracePart] = []
+    prefixes: set[str] = set()
+    for p in candidates:
+        m = _PID_SUFFIX.match(p.name)
+        if m is None:
+            continue
+        prefixes.add(m.group("prefix"))
+        parts.append(TracePart(p, int(m.group("pid")), p.stat().st_size))
+    if not parts:
+        raise MeasureError(
+            "trace-missing",
+            f"no trace at {spec}: not a file, and no strace -ff files (PREFIX.PID) found",
+        )
+    if len(prefixes) > 1:
+        raise MeasureError(
+            "trace-ambiguous",
+            f"{spec} holds -ff files with several prefixes ({', '.join(sorted(prefixes))}); "
+            "name the prefix instead of the directory",
+        )
+    # Parents start before their children, so lower pids first keeps the
+    # fd tables' inheritance order in the common case.
+    return sorted(parts, key=lambda t: t.pid or 0)
+
+
+def total_size(parts: list[TracePart]) -> int:
+    return sum(p.size for p in parts)
+
+
+def events(parts: list[TracePart], parser: TraceParser | None = None) -> Iterator[Event]:
+    """Parse every part in order; the caller reads parser.stats afterwards."""
+    parser = parser or TraceParser()
+    for part in parts:
+        if part.path is None:
+            stream = open(  # noqa: SIM115 - stdin is not ours to close
+                sys.stdin.fileno(), encoding="utf-8", errors="surrogateescape", closefd=False
+            )
+            yield from parser.parse(stream, source="<stdin>")
+            continue
+        with open(part.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+            yield from parser.parse(
+                f, default_pid=part.pid or 0, source=os.fspath(part.path)
+            )
+    yield from parser.finish()
+
+
+def parse_all(parts: list[TracePart]) -> tuple[list[Event], ParseStats]:
+    """Whole trace into memory: for tests and small traces only."""
+    parser = TraceParser()
+    return list(events(parts, parser)), parser.stats
