@@ -204,6 +204,8 @@ class TraceParser:
                 ret = text[eq + 3 :].strip()
                 parsed = parse_return(ret)
                 if parsed is not None:
+                    if parsed[0] is None and parsed[1] is None:
+                        self._count_unreturned(name)
                     return Call(
                         pid, name, text[:close], ret, parsed[0], parsed[1], lineno,
                         split=split, ts=ts, duration=duration,
@@ -232,6 +234,8 @@ class TraceParser:
         parsed = parse_return(ret)
         if parsed is None:
             return None
+        if parsed[0] is None and parsed[1] is None:
+            self._count_unreturned(name)
         return Call(
             pid, name, text[:close], ret, parsed[0], parsed[1], lineno,
             split=split, ts=ts, duration=duration,
@@ -240,10 +244,13 @@ class TraceParser:
     def _unreturned(
         self, pid: int, name: str, args: str, lineno: int, ts: str | None, split: bool
     ) -> Call:
+        self._count_unreturned(name)
+        return Call(pid, name, args.rstrip(), None, None, None, lineno, split=split, ts=ts)
+
+    def _count_unreturned(self, name: str) -> None:
         stats = self.stats
         stats.unreturned += 1
         stats.unreturned_by_name[name] = stats.unreturned_by_name.get(name, 0) + 1
-        return Call(pid, name, args.rstrip(), None, None, None, lineno, split=split, ts=ts)
 
     def _never_resumed(self, pid: int) -> Call:
         name, args, lineno, ts = self._pending.pop(pid)

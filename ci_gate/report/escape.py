@@ -1,0 +1,94 @@
+"""Make untrusted strings inert in Markdown, HTML and workflow logs.
+
+File names in a trace come from the pull request being tested. They reach the
+PR comment, the step summary, the check run and the job log; none of them may
+render as HTML, a link, a mention, an issue reference, a table break or a
+workflow command.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+MAX_SHOWN = 160
+
+# Characters that change how text is laid out or read: controls, bidi
+# overrides and isolates, zero-width characters, line/paragraph separators.
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def _visible(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{code:02x}")
+    return f"\\u{code:04x}"
+
+
+def printable(text: str, limit: int = MAX_SHOWN) -> str:
+    """Control, bidi and invalid characters shown as escapes; long text shortened."""
+    out = _INVISIBLE.sub(lambda m: _visible(m.group()), text)
+    if len(out) > limit:
+        out = out[: limit - 1] + "…"
+    return out
+
+
+def md_code(text: str, limit: int = MAX_SHOWN) -> str:
+    """Untrusted text as an inline code span that is safe inside a table cell.
+
+    Code spans never render HTML, links, mentions or issue references; the
+    fence is longer than any backtick run inside; '|' is escaped because GFM
+    splits table cells on it even inside code spans.
+    """
+    shown = printable(text, limit).replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") or not shown.strip() else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+# Enough to stop emphasis, code, links and images ('[' and ']' escaped means no
+# '](' can form), tables and strikethrough; '<', '>' and '&' become entities.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md_text(text: str, limit: int = 2000) -> str:
+    """Untrusted text as plain Markdown text: escaped, with mentions and refs broken."""
+    shown = printable(text, limit)
+    shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    shown = _MD_SPECIAL.sub(r"\\\1", shown)
+    # A zero-width space after @ and # stops GitHub from linking @user and #123.
+    shown = shown.replace("@", "@\u200b").replace("#", "#\u200b")
+    return shown
+
+
+def md_fence(text: str, info: str = "") -> str:
+    """A fenced block that text cannot close early."""
+    longest = max((len(m) for m in re.findall(r"`{3,}|~{3,}", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    body = _INVISIBLE.sub(lambda m: m.group() if m.group() in "\n\t" else _visible(m.group()), text)
+    return f"{fence}{info}\n{body.rstrip()}\n{fence}"
+
+
+def log_safe(text: str) -> str:
+    """Text for the job log: no line can start a workflow command (::error:: etc.)."""
+    return "\n".join(
+        ("  " + line if line.lstrip().startswith("::") else line) for line in text.split("\n")
+    )
+
+
+class StopCommands:
+    """Wrap untrusted output in ::stop-commands:: so the runner ignores commands in it."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(16)
+
+    def start(self) -> str:
+        return f"::stop-commands::{self.token}"
+
+    def end(self) -> str:
+        return f"::{self.token}::"

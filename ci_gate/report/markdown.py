@@ -1,0 +1,474 @@
+"""results.json in, the Markdown report out.
+
+The report is rendered from the results alone, so `publish` and `merge` can
+re-render it (smaller, for a PR comment) without the trace. Sections follow the
+seed report's order; every string that came from the trace goes through
+escape.md_code or escape.md_text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ci_gate.metrics.registry import BATCH_BUCKETS, PRESERVE_KINDS, PRESERVE_OPS
+from ci_gate.report.escape import md_code, md_fence, md_text
+
+Section = tuple[str, str]  # (key, markdown)
+MAX_PER_FILE_ROWS = 60
+MAX_INVENTORY_ROWS = 400
+
+STATUS_WORDS = {
+    "PASS": "PASS",
+    "WARN": "**WARN**",
+    "FAIL": "**FAIL**",
+    "ERROR": "**ERROR**",
+    "SKIPPED": "skipped",
+}
+
+
+def num(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return md_text(str(value))
+
+
+def _metric(r: dict[str, Any], name: str) -> str:
+    metrics = r.get("metrics", {})
+    if name in metrics:
+        return num(metrics[name])
+    why = r.get("unmeasured", {}).get(name)
+    return "not measured" if why else "n/a"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details>\n<summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+def _header(r: dict[str, Any]) -> str:
+    scen = r.get("scenario") or {}
+    pol = r.get("policy") or {}
+    env = r.get("environment") or {}
+    status = r.get("status", "ERROR")
+    title = f"## syscall-gate: {STATUS_WORDS.get(status, status)}"
+    if scen.get("id"):
+        title += f" · scenario {md_code(scen['id'])}"
+    rows = []
+    if scen.get("command"):
+        rows.append(["Command", md_code(" ".join(scen["command"]), 300)])
+    if scen.get("fixture_text"):
+        rows.append(["Scenario", md_text(scen["fixture_text"])])
+    if pol.get("path"):
+        digest = str(pol.get("digest", ""))
+        rows.append(["Policy", f"{md_code(pol['path'])} ({md_code(digest[:19])})"])
+    if r.get("trace", {}).get("source"):
+        rows.append(["Trace", md_code(r["trace"]["source"], 200)])
+    bits = []
+    if env.get("strace"):
+        bits.append(f"strace {md_text(str(env['strace']))}")
+    if env.get("kernel"):
+        bits.append(f"Linux {md_text(str(env['kernel']))} {md_text(str(env.get('arch', '')))}")
+    if env.get("container"):
+        bits.append(f"in a {md_text(str(env['container']))} container")
+    if bits:
+        rows.append(["Environment", ", ".join(bits)])
+    if r.get("generated_at"):
+        rows.append(["Date", md_text(r["generated_at"])])
+    out = [title, "", _table(["", ""], rows)] if rows else [title]
+    problems = r.get("problems", [])
+    if problems:
+        out.append("")
+        for p in problems:
+            label = "ERROR" if p.get("severity") == "error" else "Warning"
+            out.append(f"> **{label}** ({md_code(p.get('code', ''))}): {md_text(p['message'])}")
+            out.append(">")
+        out.pop()
+        detail = next((p.get("detail") for p in problems if p.get("detail")), None)
+        if detail:
+            out += ["", _details("Details", md_fence(detail))]
+    counts = r.get("summary", {})
+    if counts:
+        parts = [f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s)]
+        out += ["", "Rules: " + (", ".join(parts) if parts else "none evaluated") + "."]
+    if r.get("no_enforced_rule"):
+        out += ["", "> This policy enforces no rule: the gate cannot fail on metrics."]
+    return "\n".join(out)
+
+
+def _io_uring(r: dict[str, Any]) -> str:
+    m = lambda n: _metric(r, n)  # noqa: E731
+    uring = r.get("details", {}).get("io_uring", {})
+    out = ["### io_uring usage and batching", ""]
+    out.append(_table(["Metric", "Value"], [
+        ["io_uring_setup calls (failed)", f"{m('io_uring.setup.calls')} ({m('io_uring.setup.failed')})"],
+        ["Rings created (SQPOLL)", f"{m('io_uring.rings')} ({m('io_uring.rings.sqpoll')})"],
+        ["io_uring_enter calls", m("io_uring.enter.calls")],
+        ["Submitting calls", m("io_uring.enter.submitting")],
+        ["Wait-only calls", m("io_uring.enter.wait_only")],
+        ["SQEs submitted", m("io_uring.sqes_submitted")],
+        ["Average batch (SQEs per submitting call)", m("io_uring.batch.avg")],
+        ["Largest batch", m("io_uring.batch.max")],
+        ["Single-SQE submissions", m("io_uring.batch.single")],
+        ["Multi-SQE submissions", m("io_uring.batch.multi")],
+    ]))  # fmt: skip
+    hist = uring.get("histogram", {})
+    if hist:
+        buckets = [[b[0].replace("size_", "").replace("_plus", "+").replace("_", "-"),
+                    _metric(r, f"io_uring.batch.{b[0]}")] for b in BATCH_BUCKETS]  # fmt: skip
+        exact = ", ".join(f"{k}: {v}" for k, v in hist.items())
+        out += ["", "Batch sizes (SQEs per submitting call):", "",
+                _table(["SQEs", "Calls"], buckets), "", f"Exact: {md_text(exact)}"]  # fmt: skip
+    rings = uring.get("rings", [])
+    if rings:
+        rows = [[str(x["id"]), str(x["pid"]), num(x.get("entries")),
+                 md_code("|".join(x["flags"]) or "none", 200), num(x["enter_calls"]),
+                 num(x["submitting"]), num(x["sqes"])] for x in rings[:50]]  # fmt: skip
+        body = _table(["Ring", "pid", "Entries", "Setup flags", "enter calls", "Submitting",
+                       "SQEs"], rows)  # fmt: skip
+        if len(rings) > 50:
+            body += f"\n\n{len(rings) - 50} more ring(s) in results.json."
+        out += ["", _details(f"Rings ({len(rings)})", body)]
+    for key in ("io_uring.batch.avg", "io_uring.enter.submitting"):
+        why = r.get("unmeasured", {}).get(key)
+        if why:
+            out += ["", f"Batching not measured: {md_text(why)}."]
+            break
+    return "\n".join(out)
+
+
+def _io_uring_ops(r: dict[str, Any]) -> str:
+    out = ["### io_uring operations", ""]
+    ops = {k: v for k, v in r.get("metrics", {}).items() if k.startswith("io_uring.ops.")}
+    kernel = r.get("details", {}).get("io_uring_ops")
+    if ops and kernel is not None:
+        rows = [[md_code(k.removeprefix("io_uring.ops.")), num(v)]
+                for k, v in sorted(ops.items(), key=lambda kv: -kv[1])]  # fmt: skip
+        out.append(_table(["Opcode", "SQEs"], rows))
+        for note in kernel.get("notes", []):
+            out += ["", md_text(note)]
+        return "\n".join(out)
+    why = r.get("scope_missing", {}).get("kernel", "no opcode data was collected")
+    out.append(
+        "strace sees the io_uring_enter calls that submit work, not the operations inside "
+        "the ring: reads, writes, opens, statx and mkdirat submitted as SQEs are invisible "
+        "to it, so the per-file and metadata figures below count only what was done by "
+        "direct system calls."
+    )
+    out += ["", f"Opcode counts: not measured ({md_text(why)})."]
+    return "\n".join(out)
+
+
+def _class_rows(r: dict[str, Any], names: list[str], prefix: str) -> list[list[str]]:
+    rows = []
+    for name in names:
+        vals = [_metric(r, f"{prefix}{name}.{c}") for c in ("path_based", "fd_based",
+                                                             "dirfd_relative")]  # fmt: skip
+        total = _metric(r, f"{'scenario.' if prefix else ''}syscall.{name}.calls")
+        rows.append([md_code(name), total, *vals])
+    return rows
+
+
+def _metadata(r: dict[str, Any]) -> str:
+    paths = r.get("details", {}).get("paths", {})
+    scen = r.get("details", {}).get("scenario", {}).get("classes", {})
+    out = ["### Metadata operations", ""]
+    out.append(
+        "How each path-taking call resolved its path: **path-based** (AT_FDCWD or an absolute "
+        "path, resolved again on every call: TOCTOU-prone), **fd-based** (on an open fd), "
+        "**dirfd-relative** (a directory fd plus a name)."
+    )
+    head = ["Call", "Calls", "Path-based", "FD-based", "Dirfd-relative"]
+    if r.get("details", {}).get("scenario") is not None:
+        names = sorted(scen) or []
+        out += ["", "On the scenario's files:", ""]
+        out.append(_table(head, _class_rows(r, names, "scenario.")) if names
+                   else "No path-taking call reached the scenario's files.")  # fmt: skip
+        files = r.get("metrics", {}).get("scenario.files")
+        statx = r.get("metrics", {}).get("scenario.syscall.statx.calls")
+        if files and statx is not None:
+            out += ["", f"statx per file: {num(statx / files)} ({num(statx)} calls / "
+                    f"{num(files)} files)."]  # fmt: skip
+    names = sorted(paths)
+    if names:
+        out += ["", _details("Whole process (start-up and libraries included)",
+                             _table(head, _class_rows(r, names, "")))]  # fmt: skip
+    return "\n".join(out)
+
+
+def _per_file(r: dict[str, Any]) -> str:
+    scen = r.get("details", {}).get("scenario")
+    out = ["### Per-file breakdown", ""]
+    if scen is None:
+        out.append("No scenario roots were given, so calls cannot be tied to files.")
+        return "\n".join(out)
+    rows_src = scen.get("per_path", [])
+    fixture = scen.get("fixture") or {}
+    by_key = {(p["root"], p["path"]): p["calls"] for p in rows_src}
+    files = [rel for rel, kind in fixture.items() if kind == "file"] or sorted(
+        {p["path"] for p in rows_src if p["kind"] == "file"}
+    )
+    if not files:
+        out.append("No regular file of the scenario was reached by a system call.")
+        return "\n".join(out)
+    interesting = ["statx", "newfstatat", "openat", "read", "write", "pread64", "pwrite64",
+                   "fchmod", "fchown", "utimensat", "close"]  # fmt: skip
+    rows = []
+    for rel in files[:MAX_PER_FILE_ROWS]:
+        for root in ("src", "dst"):
+            calls = by_key.get((root, rel), {})
+            shown = [f"{k} {v}" for k, v in sorted(calls.items()) if k in interesting]
+            other = sum(v for k, v in calls.items() if k not in interesting)
+            if other:
+                shown.append(f"other {other}")
+            rows.append([md_code(rel), root, str(sum(calls.values())),
+                         md_text(", ".join(shown)) or "none"])  # fmt: skip
+    body = _table(["File", "Tree", "Calls", "By syscall"], rows)
+    if len(files) > MAX_PER_FILE_ROWS:
+        body += f"\n\n{len(files) - MAX_PER_FILE_ROWS} more file(s) in results.json."
+    note = ""
+    if r.get("metrics", {}).get("io_uring.rings"):
+        note = ("\n\nCalls submitted through io_uring are not in these counts unless opcode "
+                "data was collected (see io_uring operations).")  # fmt: skip
+    summary = f"{len(files)} file(s) of the fixture, source and destination"
+    return "\n".join(out) + _details(summary, body) + note
+
+
+def _file_ops(r: dict[str, Any]) -> str:
+    m = lambda n: _metric(r, n)  # noqa: E731
+    rows = [
+        ["openat calls (whole process)", m("syscall.openat.calls")],
+        ["Opens of scenario files", m("scenario.opens.user_files")],
+        ["Opens of scenario directories", m("scenario.opens.directories")],
+        ["Direct read/write-family calls on scenario files", m("scenario.direct_io")],
+        ["fallocate calls (direct)", m("syscall.fallocate.calls")],
+    ]
+    files = r.get("metrics", {}).get("scenario.files")
+    opens = r.get("metrics", {}).get("scenario.opens.user_files")
+    if files and opens is not None:
+        rows.insert(2, ["Opens per scenario file", num(opens / files)])
+    return "### File operations\n\n" + _table(["Metric", "Value"], rows)
+
+
+def _preservation(r: dict[str, Any]) -> str:
+    rows = []
+    for op, calls in PRESERVE_OPS.items():
+        rows.append([f"{op} ({md_text('/'.join(calls))})",
+                     *[_metric(r, f"scenario.preserve.{op}.{k}") for k in PRESERVE_KINDS]])  # fmt: skip
+    out = ["### Metadata preservation", "",
+           "Calls that set metadata on the destination tree, by what they changed:", "",
+           _table(["Operation", "Files", "Directories", "Symlinks"], rows)]  # fmt: skip
+    rows2 = []
+    for name in ("utimensat", "fchmodat", "fchownat"):
+        vals = [_metric(r, f"scenario.{name}.{c}") for c in ("path_based", "fd_based",
+                                                             "dirfd_relative")]  # fmt: skip
+        rows2.append([md_code(name), *vals])
+    out += ["", _table(["Call", "Path-based", "FD-based", "Dirfd-relative"], rows2)]
+    return "\n".join(out)
+
+
+def _mkdir(r: dict[str, Any]) -> str:
+    rows = [[md_code("mkdir"), _metric(r, "scenario.syscall.mkdir.calls"), "path-based"]]
+    for c in ("path_based", "dirfd_relative"):
+        rows.append([md_code("mkdirat"), _metric(r, f"scenario.mkdirat.{c}"),
+                     c.replace("_", "-")])  # fmt: skip
+    rows.append(["**Total**", _metric(r, "scenario.dirs_created"), ""])
+    return "### Directory creation\n\n" + _table(["Call", "Count", "Resolution"], rows)
+
+
+def _symlinks(r: dict[str, Any]) -> str:
+    rows = []
+    for name in ("symlink", "symlinkat", "readlink", "readlinkat", "lstat"):
+        rows.append([md_code(name), _metric(r, f"scenario.syscall.{name}.calls")])
+    rows.append(["**Links created**", _metric(r, "scenario.symlinks.created")])
+    rows.append(["**Links read**", _metric(r, "scenario.symlinks.read")])
+    return "### Symlinks\n\n" + _table(["Call", "Count"], rows)
+
+
+def _traversal(r: dict[str, Any]) -> str:
+    scen = r.get("details", {}).get("scenario")
+    if scen is None:
+        return "### Directory traversal\n\nNo scenario roots were given."
+    roots = scen.get("roots", {})
+    rows = [[f"{md_text(label)}: {md_code(path, 120)}"] for label, path in roots.items()]
+    out = ["### Directory traversal", "", _table(["Roots"], rows), ""]
+    out.append(_table(["Metric", "Value"], [
+        ["getdents64/getdents on source directories", _metric(r, "scenario.traversal.getdents")],
+        ["Directory opens (scenario)", _metric(r, "scenario.opens.directories")],
+        ["Directories in the fixture", _metric(r, "scenario.dirs")],
+    ]))  # fmt: skip
+    return "\n".join(out)
+
+
+def _unexpected(r: dict[str, Any]) -> str:
+    rows = r.get("details", {}).get("unexpected", [])
+    out = ["### Unexpected and legacy syscalls", ""]
+    if not rows:
+        out.append("None found.")
+        return "\n".join(out)
+    out.append(_table(["Syscall", "Calls", "Where", "Why it matters"],
+                      [[md_code(x["syscall"]), num(x["calls"]), md_text(x["scope"]),
+                        md_text(x["why"])] for x in rows]))  # fmt: skip
+    return "\n".join(out)
+
+
+def _inventory(r: dict[str, Any]) -> str:
+    inv = r.get("details", {}).get("inventory", [])
+    rows = [[md_code(x["syscall"]), num(x["calls"]), num(x["errors"]),
+             num(x.get("unreturned", 0)), md_text(x["category"])]
+            for x in inv[:MAX_INVENTORY_ROWS]]  # fmt: skip
+    body = _table(["Syscall", "Calls", "Errors", "Never returned", "Category"], rows)
+    if len(inv) > MAX_INVENTORY_ROWS:
+        body += f"\n\n{len(inv) - MAX_INVENTORY_ROWS} more in results.json."
+    total = _metric(r, "syscalls.total")
+    parse = r.get("details", {}).get("parse", {})
+    check = r.get("details", {}).get("summary_check")
+    extra = [f"{total} calls of {len(inv)} distinct syscalls"]
+    if parse.get("split_calls"):
+        extra.append(f"{num(parse['split_calls'])} printed split by strace and joined")
+    if check is not None:
+        bad = [x for x in check if not x["match"]]
+        extra.append("every returned-call count matches strace's own summary" if not bad
+                     else f"{len(bad)} count(s) differ from strace's own summary")  # fmt: skip
+    return ("### Full syscall inventory\n\n" + md_text("; ".join(extra)) + ".\n\n"
+            + _details("Every syscall seen", body))  # fmt: skip
+
+
+def _security(r: dict[str, Any]) -> str:
+    sec = r.get("security", {})
+    score = sec.get("score")
+    out = ["### Security assessment", ""]
+    out.append(f"Score: **{num(score)}/100** = 100 - the deductions of failing rules.")
+    deductions = sec.get("deductions", [])
+    if deductions:
+        out += ["", _table(["Rule", "Points", "Reason"],
+                           [[md_code(d["rule"]), f"-{num(d['points'])}", md_text(d["reason"])]
+                            for d in deductions])]  # fmt: skip
+    else:
+        out += ["", "No deduction: no rule with `deduct` failed."]
+    return "\n".join(out)
+
+
+def _recommendations(r: dict[str, Any]) -> str:
+    items = [x for x in r.get("rules", []) if x["status"] in ("FAIL", "WARN", "ERROR")]
+    out = ["### Recommendations", ""]
+    if not items:
+        out.append("Nothing to do: every rule passes.")
+        return "\n".join(out)
+    for x in items:
+        text = x.get("hint") or x.get("reason") or x.get("message") or ""
+        out.append(f"- {md_code(x['id'])} ({x['status']}): {md_text(text)}")
+    return "\n".join(out)
+
+
+def _summary(r: dict[str, Any]) -> str:
+    rows = []
+    for x in r.get("rules", []):
+        metric = md_code(x["metric"]) + (" per file" if x.get("per") == "file" else "")
+        status = STATUS_WORDS.get(x["status"], x["status"])
+        if x.get("mode") == "advisory":
+            status += " (advisory)"
+        value = num(x["value"]) if x["value"] is not None else "not measured"
+        rows.append([md_code(x["id"]), metric, value, md_text(x["threshold"]), status])
+    out = ["### Summary", ""]
+    if rows:
+        out.append(_table(["Rule", "Metric", "Value", "Threshold", "Status"], rows))
+    else:
+        out.append("The policy has no rules.")
+    errs = [x for x in r.get("rules", []) if x["status"] == "ERROR"]
+    for x in errs:
+        out.append(f"\n{md_code(x['id'])}: {md_text(x['message'])}")
+    return "\n".join(out)
+
+
+SECTIONS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("header", _header),
+    ("io_uring", _io_uring),
+    ("io_uring_ops", _io_uring_ops),
+    ("metadata", _metadata),
+    ("per_file", _per_file),
+    ("file_ops", _file_ops),
+    ("preservation", _preservation),
+    ("mkdir", _mkdir),
+    ("symlinks", _symlinks),
+    ("traversal", _traversal),
+    ("unexpected", _unexpected),
+    ("inventory", _inventory),
+    ("security", _security),
+    ("recommendations", _recommendations),
+    ("summary", _summary),
+]
+# Sections kept whatever the size budget: the verdict and its table.
+KEEP = ("header", "summary")
+
+
+def sections(r: dict[str, Any]) -> list[Section]:
+    return [(key, fn(r)) for key, fn in SECTIONS]
+
+
+def _footer(r: dict[str, Any]) -> str:
+    notes = r.get("notes", [])
+    out = []
+    if notes:
+        out.append("Notes:\n\n" + "\n".join(f"- {md_text(n)}" for n in notes))
+    digest = (r.get("policy") or {}).get("digest")
+    line = f"<sub>syscall-gate {md_text(str(r.get('tool', {}).get('version', '')))}"
+    if digest:
+        line += f" · policy {md_text(str(digest)[:19])}"
+    out.append(line + "</sub>")
+    return "\n\n".join(out)
+
+
+def render(
+    r: dict[str, Any],
+    *,
+    max_chars: int | None = None,
+    full_report_url: str | None = None,
+    marker: str | None = None,
+) -> str:
+    """The report; with max_chars, sections are dropped from the bottom (never the header
+    or the summary table) until it fits, and a link to the full report is added."""
+    parts = sections(r)
+    footer = _footer(r)
+    prefix = f"{marker}\n" if marker else ""
+
+    def join(ps: list[Section], dropped: int) -> str:
+        body = "\n\n".join(md for _, md in ps)
+        tail = footer
+        if dropped:
+            where = (f"[the full report]({full_report_url})" if full_report_url
+                     else "the full report (report.md in the run's artifact)")  # fmt: skip
+            tail = (f"{dropped} section(s) left out to fit GitHub's size limit; see {where}."
+                    f"\n\n{footer}")  # fmt: skip
+        return f"{prefix}{body}\n\n{tail}\n"
+
+    text = join(parts, 0)
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    kept = list(parts)
+    dropped = 0
+    for key, _ in reversed(parts):
+        if key in KEEP:
+            continue
+        kept = [p for p in kept if p[0] != key]
+        dropped += 1
+        text = join(kept, dropped)
+        if len(text) <= max_chars:
+            return text
+    # Even header + summary are too long (thousands of rules): cut hard.
+    cut = max_chars - 200
+    return text[:cut] + "\n\n(report cut to fit GitHub's size limit)\n"

@@ -1,0 +1,121 @@
+"""Assemble results.json, the single record every later stage reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ci_gate
+from ci_gate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
+from ci_gate.metrics.collector import Measurement, Problem
+from ci_gate.policy.evaluate import ERROR, FAIL, Verdict
+from ci_gate.policy.model import Policy
+
+SCHEMA = "syscall-gate/results/v1"
+
+
+def exit_code(status: str) -> int:
+    if status == ERROR:
+        return EXIT_ERROR
+    if status == FAIL:
+        return EXIT_FAIL
+    return EXIT_PASS
+
+
+def _clean(value: float) -> float | int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return value
+
+
+def build(
+    *,
+    measurement: Measurement | None,
+    verdict: Verdict | None,
+    policy: Policy | None,
+    scenario: dict[str, Any] | None,
+    environment: dict[str, Any],
+    trace: dict[str, Any],
+    extra_problems: list[dict[str, Any]] | None = None,
+    timing: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    problems: list[dict[str, Any]] = list(extra_problems or [])
+    if measurement is not None:
+        problems += [_problem(p) for p in measurement.problems]
+    status = verdict.status if verdict is not None else ERROR
+    if any(p["severity"] == "error" for p in problems):
+        status = ERROR
+    rules = [res.to_json() for res in verdict.results] if verdict is not None else []
+    summary: dict[str, int] = {}
+    for x in rules:
+        if x["mode"] == "disabled":
+            continue
+        summary[x["status"]] = summary.get(x["status"], 0) + 1
+    metrics = {k: _clean(v) for k, v in sorted(measurement.values.items())} if measurement else {}
+    return {
+        "schema": SCHEMA,
+        "tool": {"name": "syscall-gate", "version": ci_gate.__version__},
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "status": status,
+        "exit_code": exit_code(status),
+        "problems": problems,
+        "notes": list(measurement.notes) if measurement else [],
+        "scenario": scenario,
+        "policy": _policy(policy),
+        "environment": environment,
+        "trace": trace,
+        "timing": timing or {},
+        "summary": summary,
+        "no_enforced_rule": bool(verdict and verdict.no_enforced_rule and rules),
+        "rules": rules,
+        "security": {
+            "score": verdict.score if verdict else None,
+            "deductions": verdict.deductions if verdict else [],
+        },
+        "metrics": metrics,
+        "unmeasured": dict(sorted(measurement.unmeasured.items())) if measurement else {},
+        "scope_missing": dict(measurement.scope_missing) if measurement else {},
+        "details": measurement.details if measurement else {},
+    }
+
+
+def _problem(p: Problem) -> dict[str, Any]:
+    return {"code": p.code, "message": p.message, "severity": p.severity}
+
+
+def _policy(policy: Policy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    return {
+        "path": policy.path,
+        "digest": policy.digest,
+        "sources": list(policy.sources),
+        "enforced_rules": len(policy.enforced),
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file, so a reader never sees half a report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dumps(results: dict[str, Any]) -> str:
+    # ASCII escapes keep the file valid UTF-8 even for names that were not.
+    return json.dumps(results, indent=2, ensure_ascii=True) + "\n"

@@ -1,0 +1,159 @@
+"""Run commands with a deadline that kills the whole process tree.
+
+A target may fork, double-fork and setsid() its way out of our process group.
+The gate makes itself a child subreaper, so every orphaned descendant is
+re-parented to it and can still be found (by walking /proc) and killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+_subreaper_set = False
+
+
+def become_subreaper() -> bool:
+    global _subreaper_set
+    if _subreaper_set:
+        return True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper_set = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _subreaper_set = False
+    return _subreaper_set
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        # The comm field may contain spaces and ')' : split after the last ')'.
+        rest = data[data.rfind(b")") + 2 :].split()
+        if len(rest) < 2:
+            continue
+        kids.setdefault(int(rest[1]), []).append(int(entry))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_tree(pgid: int | None, spare: frozenset[int]) -> int:
+    """SIGKILL the process group and every descendant of ours not in `spare`.
+
+    `spare` holds our children from before the run (a test's HTTP server, a
+    podman service): only what the run started, or what it orphaned onto us
+    as subreaper, is killed. Returns how many processes were signalled.
+    """
+    hit = 0
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            hit += 1
+        except ProcessLookupError:
+            pass
+    me = os.getpid()
+    # Repeat until none is left: a process may fork while its parent dies.
+    for _ in range(50):
+        kids = _children_map()
+        stack = [p for p in kids.get(me, []) if p not in spare]
+        alive = []
+        while stack:
+            p = stack.pop()
+            stack.extend(kids.get(p, []))
+            if _alive(p):
+                alive.append(p)
+        if not alive:
+            break
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+                hit += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    reap_orphans(spare)
+    return hit
+
+
+def reap_orphans(spare: frozenset[int]) -> None:
+    """Collect zombies re-parented to us; our own Popen children are waited elsewhere."""
+    for p in _children_map().get(os.getpid(), []):
+        if p in spare or _alive(p):
+            continue
+        try:
+            os.waitpid(p, os.WNOHANG)
+        except ChildProcessError:
+            continue
+
+
+def children() -> frozenset[int]:
+    return frozenset(_children_map().get(os.getpid(), []))
+
+
+@dataclass
+class Finished:
+    returncode: int | None  # None when killed for the deadline
+    timed_out: bool
+    elapsed: float
+    killed: int  # processes killed after the deadline or left behind
+
+
+def run(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    timeout: float,
+) -> Finished:
+    """Run argv to completion or deadline; kill whatever it left behind either way."""
+    become_subreaper()
+    spare = children()
+    start = time.monotonic()
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+        timed_out = False
+        try:
+            rc: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            rc = None
+            kill_tree(proc.pid, spare)
+            proc.wait()
+        except BaseException:
+            kill_tree(proc.pid, spare)
+            proc.wait()
+            raise
+    elapsed = time.monotonic() - start
+    # Daemons the target double-forked outlive it; they are part of the run.
+    leftovers = kill_tree(None, spare)
+    return Finished(rc, timed_out, elapsed, leftovers)
