@@ -903,14 +903,28 @@ def test_corrupt_changes_one_byte_of_first_file(binary: Path, tree: Tree) -> Non
     assert fd_arg(pw.args[0])[1] == first and pw.args[2:] == ["1", "0"]
 
 
-def test_setup_failure_exits_2(binary: Path, tree: Tree) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_setup_failure_exits_2(binary: Path, tree: Tree, threads: int) -> None:
     """--sqpoll --defer-taskrun is rejected by the kernel: io_uring_setup fails."""
-    dst = tree.base / "dst-setup-failure"
-    run = run_traced(binary, tree, Mode(sqpoll=True, defer_taskrun=True), dst)
+    dst = tree.base / f"dst-setup-failure-t{threads}"
+    run = run_traced(binary, tree, Mode(sqpoll=True, defer_taskrun=True, threads=threads), dst)
     assert run.rc == 2
     assert run.stderr == "uring-copy: io_uring_setup: Invalid argument\n"
-    assert run.table.get("io_uring_setup") == (1, 1)  # one call, one error
+    calls, errors = run.table["io_uring_setup"]
+    assert calls == errors and 1 <= calls <= threads  # every attempt fails; first one exits
     assert run.table_calls("io_uring_enter") == 0
+
+
+def test_existing_destination(binary: Path, tree: Tree) -> None:
+    """mkdirat(DST) failing with EEXIST is tolerated and shows as one error."""
+    dst = tree.base / "dst-existing"
+    dst.mkdir()
+    before = snapshot(tree.src)
+    run = run_traced(binary, tree, Mode(), dst)
+    assert run.rc == 0, run.stderr
+    check_counts(run, tree, Mode())
+    assert run.table["mkdirat"] == (tree.n_dirs + 1, 1)
+    assert verify_copy(before, tree.src, dst) == []
 
 
 def test_errors_exit_1(binary: Path, tree: Tree) -> None:
@@ -936,6 +950,8 @@ def test_errors_exit_1(binary: Path, tree: Tree) -> None:
         assert p.returncode == 1, bad
         assert p.stderr.startswith("uring-copy: ") and ": Invalid argument\n" in p.stderr, bad
     assert not (tree.base / "dst-x").exists()
+    p = subprocess.run([str(binary), "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("usage: uring-copy [OPTIONS] SRC DST")
 
 
 def test_make_clean(tmp_path: Path) -> None:
