@@ -393,15 +393,15 @@ class Collector:
         flags: set[str] = set()
         m = _SETUP_FLAGS.search(c.args)
         if m is not None:
-            text = m.group(1).split("/*", 1)[-1]
-            flags = {t.strip(" */") for t in text.split("|") if t.strip(" */")}
-            raw = m.group(1).split("/*", 1)[0].strip()
-            if raw.startswith("0x") or raw.isdigit():
-                value = int(raw, 0)
-                flags = {n for n, bit in _SETUP_BITS.items() if value & bit} | (
-                    flags - {raw}
-                )
-            flags.discard("0")
+            # Symbolic (IORING_SETUP_SQPOLL|...), raw (0x2), or mixed when strace
+            # 6.1 does not know a bit: 0x3000 /* IORING_SETUP_??? */.
+            for token in m.group(1).split("/*", 1)[0].split("|"):
+                token = token.strip()
+                if token.startswith("0x") or token.isdigit():
+                    value = int(token, 0)
+                    flags |= {n for n, bit in _SETUP_BITS.items() if value & bit}
+                elif token.startswith("IORING_SETUP_"):
+                    flags.add(token)
         entries_arg = c.arg(0)
         entries = int(entries_arg) if entries_arg is not None and entries_arg.isdigit() else None
         ring = Ring(len(self.rings) + 1, c.pid, c.lineno, entries, frozenset(flags))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ci_gate.metrics import registry
+from ci_gate.metrics.values import value_of
 from ci_gate.metrics.collector import Measurement, Problem
 from ci_gate.policy.model import ADVISORY, DISABLED, ENFORCE, Rule
 
@@ -48,19 +48,7 @@ class RuleResult:
 
 
 def metric_value(m: Measurement, name: str) -> tuple[float | None, str]:
-    """(value, '') when measured, else (None, why not)."""
-    if name in m.values:
-        return m.values[name], ""
-    if name in m.unmeasured:
-        return None, m.unmeasured[name]
-    spec = registry.lookup(name)
-    if spec is None:
-        return None, f"unknown metric {name!r}"
-    if spec.scope in m.scope_missing:
-        return None, m.scope_missing[spec.scope]
-    if spec.zero_when_absent or spec.scope == registry.SCENARIO:
-        return 0.0, ""
-    return None, "this run did not produce it"
+    return value_of(name, m.values, m.unmeasured, m.scope_missing)
 
 
 def _judge(rule: Rule, m: Measurement) -> RuleResult:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ci_gate.metrics.registry import BATCH_BUCKETS, PRESERVE_KINDS, PRESERVE_OPS
+from ci_gate.metrics.values import value_of
 from ci_gate.report.escape import md_code, md_fence, md_text
 
 Section = tuple[str, str]  # (key, markdown)
@@ -40,11 +41,9 @@ def num(value: Any) -> str:
 
 
 def _metric(r: dict[str, Any], name: str) -> str:
-    metrics = r.get("metrics", {})
-    if name in metrics:
-        return num(metrics[name])
-    why = r.get("unmeasured", {}).get(name)
-    return "not measured" if why else "n/a"
+    value, _why = value_of(name, r.get("metrics", {}), r.get("unmeasured", {}),
+                           r.get("scope_missing", {}))  # fmt: skip
+    return "not measured" if value is None else num(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -245,7 +244,7 @@ def _per_file(r: dict[str, Any]) -> str:
         note = ("\n\nCalls submitted through io_uring are not in these counts unless opcode "
                 "data was collected (see io_uring operations).")  # fmt: skip
     summary = f"{len(files)} file(s) of the fixture, source and destination"
-    return "\n".join(out) + _details(summary, body) + note
+    return "\n".join(out) + "\n" + _details(summary, body) + note
 
 
 def _file_ops(r: dict[str, Any]) -> str:
@@ -383,7 +382,8 @@ def _summary(r: dict[str, Any]) -> str:
         if x.get("mode") == "advisory":
             status += " (advisory)"
         value = num(x["value"]) if x["value"] is not None else "not measured"
-        rows.append([md_code(x["id"]), metric, value, md_text(x["threshold"]), status])
+        # Thresholds are built from numbers by the policy stage: nothing to escape.
+        rows.append([md_code(x["id"]), metric, value, x["threshold"], status])
     out = ["### Summary", ""]
     if rows:
         out.append(_table(["Rule", "Metric", "Value", "Threshold", "Status"], rows))

@@ -1,0 +1,40 @@
+# Quick start: `make demo` runs the gate on the reference copier; `make test` runs the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= out
+
+.PHONY: demo test lint docs bench deps deps-test clean
+
+$(BIN)/syscall-gate: pyproject.toml
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+deps:
+	@scripts/install-deps.sh
+
+deps-test:
+	@scripts/install-deps.sh --test
+
+demo: deps $(BIN)/syscall-gate
+	$(BIN)/syscall-gate run --policy policies/uring-copy-demo.yml --out $(OUT); \
+	  status=$$?; echo "Report: $(OUT)/report.md (results: $(OUT)/results.json)"; exit $$status
+
+test: deps-test $(BIN)/syscall-gate
+	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory lint
+
+lint: $(BIN)/syscall-gate
+	$(BIN)/ruff check ci_gate tests tools
+	$(BIN)/ruff format --check ci_gate tests tools
+	$(BIN)/mypy ci_gate
+	$(BIN)/syscall-gate docs --check
+
+docs: $(BIN)/syscall-gate
+	$(BIN)/syscall-gate docs
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info
+	$(MAKE) -C examples/uring-copy clean
