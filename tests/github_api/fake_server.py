@@ -79,6 +79,7 @@ class Fault:
     content_type: str
     headers: dict[str, str]
     remaining: int | None  # None: every matching request
+    off_spec: bool = False
 
 
 @dataclass
@@ -199,8 +200,12 @@ class FakeGitHub:
         raw_body: bytes | None = None,
         content_type: str = "application/json; charset=utf-8",
         headers: Mapping[str, str] | None = None,
+        off_spec: bool = False,
     ) -> None:
-        """Answer the next ``times`` requests to ``operation_id`` (all if None) this way."""
+        """Answer the next ``times`` requests to ``operation_id`` (all if None) this way.
+
+        A fault's response is validated like any other when it is JSON, unless ``off_spec``
+        says it is deliberately malformed; non-JSON bodies (HTML...) are never validated."""
         self.subset.operation(operation_id)  # KeyError for a typo
         if raw_body is None:
             if json_body is None:
@@ -212,7 +217,7 @@ class FakeGitHub:
             raw_body = json.dumps(json_body).encode()
         with self.lock:
             self.faults.setdefault(operation_id, []).append(
-                Fault(status, raw_body, content_type, dict(headers or {}), times)
+                Fault(status, raw_body, content_type, dict(headers or {}), times, off_spec)
             )
 
     def clear_faults(self) -> None:
@@ -449,10 +454,7 @@ class FakeGitHub:
             validated = self.subset.validate_request(method, path, query, headers, body)
         except OpenAPIValidationError as exc:
             self._error(str(exc))
-            return self._finish(
-                op,
-                _json(422, {"message": "Validation Failed", "errors": [], "status": "422"}),
-            )
+            return self._finish(op, _validation_failed("request violates the OpenAPI description"))
         record.json = validated.body
 
         fault = self._take_fault(op.operation_id)
@@ -465,7 +467,8 @@ class FakeGitHub:
                     fault.content_type,
                     dict(fault.headers),
                     # Garbage (non-JSON) faults are deliberately off-schema.
-                    validate=fault.content_type.startswith("application/json")
+                    validate=not fault.off_spec
+                    and fault.content_type.startswith("application/json")
                     and _is_json(fault.body),
                 ),
             )
