@@ -21,7 +21,7 @@ _FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
 
 
 def to_utf8(text: str) -> bytes:
-    """Encode, replacing lone surrogates (which are not valid UTF-8) with U+FFFD."""
+    """Encode, replacing lone surrogates (which are not valid UTF-8) with `?`."""
     return text.encode("utf-8", errors="replace")
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from ._text import COMMENT_MAX_CHARS, truncate_chars
+from ._text import COMMENT_MAX_CHARS, to_utf8, truncate_chars
 from .github_client import GitHubAPIError, GitHubClient, repo_path
 
 DEFAULT_BOT_LOGIN: Final = "github-actions[bot]"
@@ -71,6 +71,7 @@ def has_marker(body: str, scenario_id: str) -> bool:
 def compose_body(scenario_id: str, body: str, *, max_chars: int = COMMENT_MAX_CHARS) -> str:
     """The marker line followed by ``body``, truncated (with a note) to ``max_chars``."""
     marker = comment_marker(scenario_id) + "\n"
+    body = to_utf8(body).decode("utf-8")  # lone surrogates -> '?'
     note = "\n\n_… comment truncated by syscall-gate to fit GitHub's size limit; see the run._\n"
     text, _ = truncate_chars(body, max_chars - len(marker), note)
     return marker + text

@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -125,6 +125,8 @@ class FakeGitHub:
         self.check_run_requests: dict[int, list[dict[str, Any]]] = {}
         self.statuses: list[dict[str, Any]] = []
         self.pulls: dict[int, dict[str, Any]] = {}
+        #: Called with each request before it is handled (tests observe ordering with it).
+        self.before_request: Callable[[RecordedRequest], None] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -406,6 +408,8 @@ class FakeGitHub:
         record = RecordedRequest(method, full_path, query, lower, body, None, None)
         with self.lock:
             self.requests.append(record)
+        if self.before_request is not None:
+            self.before_request(record)
         response = self._dispatch(record, full_path, query, lower, body)
         record.status = response.status
         return response
