@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Iterator
 
 import pytest
@@ -176,3 +177,12 @@ def test_repr_and_errors_never_show_the_token(gh: FakeGitHub) -> None:
     assert DEFAULT_TOKEN not in str(info.value)
     assert DEFAULT_TOKEN not in repr(info.value)
     assert DEFAULT_TOKEN not in (info.value.github_message or "")
+
+
+def test_retry_after_as_an_http_date(gh: FakeGitHub) -> None:
+    now = 1_700_000_000.0
+    date = email.utils.formatdate(now + 6, usegmt=True)
+    gh.fail(LIST, 429, times=1, headers={"Retry-After": date})
+    sleep = RecordingSleep()
+    assert make_client(gh, sleep=sleep, clock=lambda: now).get(comments_path(gh)) == []
+    assert sleep.calls == [6.0]

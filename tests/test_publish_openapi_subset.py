@@ -228,3 +228,52 @@ def test_fake_server_flags_missing_api_version_header(gh: FakeGitHub) -> None:
     requests.get(f"{gh.api_url}/user", headers=headers, timeout=5)
     assert any("X-GitHub-Api-Version" in e for e in gh.validation_errors)
     assert any("Accept header" in e for e in gh.validation_errors)
+
+
+def test_validator_rejects_missing_required_parameters(tmp_path: Path) -> None:
+    """The GitHub operations in the subset have no required query/header parameters, so this
+    uses a minimal description in the same format to show they are enforced."""
+    spec = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "t",
+            "version": "1",
+            "x-syscall-gate-subset": {"package": "test", "version": "0"},
+        },
+        "paths": {
+            "/things/{id}": {
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                ],
+                "get": {
+                    "operationId": "things/get",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "X-Trace",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[a-f0-9]+$"},
+                        },
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                },
+            }
+        },
+        "components": {},
+    }
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    mini = OpenAPISubset(path)
+    mini.validate_request("GET", "/things/3", {"q": ["x"]}, {"X-Trace": "ab12"}, b"")
+    with pytest.raises(OpenAPIValidationError, match="missing required query parameter 'q'"):
+        mini.validate_request("GET", "/things/3", {}, {"X-Trace": "ab12"}, b"")
+    with pytest.raises(OpenAPIValidationError, match="missing required header 'X-Trace'"):
+        mini.validate_request("GET", "/things/3", {"q": ["x"]}, {}, b"")
+    with pytest.raises(OpenAPIValidationError, match="does not match"):
+        mini.validate_request("GET", "/things/3", {"q": ["x"]}, {"x-trace": "ZZ"}, b"")
