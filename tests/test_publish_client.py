@@ -186,3 +186,11 @@ def test_retry_after_as_an_http_date(gh: FakeGitHub) -> None:
     sleep = RecordingSleep()
     assert make_client(gh, sleep=sleep, clock=lambda: now).get(comments_path(gh)) == []
     assert sleep.calls == [6.0]
+
+
+def test_exhausted_rate_limit_without_reset_uses_the_default_wait(gh: FakeGitHub) -> None:
+    gh.fail(LIST, 403, times=1, headers={"x-ratelimit-remaining": "0"}, message="limit")
+    sleep = RecordingSleep()
+    policy = RetryPolicy(rate_limit_default_wait=7.0, max_total_wait=10.0)
+    assert make_client(gh, sleep=sleep, retry=policy).get(comments_path(gh)) == []
+    assert sleep.calls == [7.0]

@@ -209,8 +209,8 @@ class GitHubClient:
         if headers.get("x-ratelimit-remaining") == "0":
             reset = headers.get("x-ratelimit-reset")
             try:
-                return max(0.0, float(reset) - self._clock()) + 1.0 if reset else None
-            except ValueError:
+                return max(0.0, float(reset or "") - self._clock()) + 1.0
+            except ValueError:  # no or unreadable reset time
                 return self.retry.rate_limit_default_wait
         if response.status_code == 429 or "rate limit" in message.lower():
             return self.retry.rate_limit_default_wait
