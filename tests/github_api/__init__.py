@@ -1,0 +1,1 @@
+"""Test infrastructure: a fake GitHub REST API validated against GitHub's OpenAPI description."""
