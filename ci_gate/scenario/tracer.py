@@ -19,6 +19,8 @@ from ci_gate.scenario import process
 # appended to the trace, and the parser cross-checks its counts against it.
 STRACE_FLAGS = ("-f", "-y", "-s", "4096", "-C")
 MAX_TAIL = 4000
+# strace prefixes its messages with argv[0]: "strace: " or "/usr/bin/strace: ".
+_STRACE_MSG = re.compile(rb"^(?:\S*/)?strace: ")
 
 
 @dataclass
@@ -100,8 +102,9 @@ def strace_messages(stderr: Path) -> list[str]:
     try:
         with open(stderr, "rb") as f:
             for raw in f:
-                if raw.startswith(b"strace: "):
-                    out.append(raw.decode("utf-8", "replace").rstrip())
+                m = _STRACE_MSG.match(raw)
+                if m is not None:
+                    out.append("strace: " + raw[m.end() :].decode("utf-8", "replace").rstrip())
                     if len(out) >= 20:
                         break
     except OSError:
