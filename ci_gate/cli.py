@@ -21,7 +21,9 @@ def _summary_lines(res: dict[str, Any]) -> list[str]:
     from ci_gate.report.markdown import num
 
     counts = res.get("summary", {})
-    tally = ", ".join(f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s))
+    tally = ", ".join(
+        f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s)
+    )
     lines = [f"status: {res['status']}" + (f" ({tally})" if tally else "")]
     for p in res.get("problems", []):
         label = "ERROR" if p["severity"] == "error" else "warning"
@@ -79,6 +81,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         roots=[os.path.abspath(r) for r in args.root],
         cwd=args.cwd,
         max_trace_bytes=args.max_trace_bytes,
+        scenario_from=Path(args.scenario) if args.scenario else None,
     )
     return _finish(outcome)
 
@@ -96,8 +99,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             worst = EXIT_USAGE
             continue
         enforced = len(policy.enforced)
-        print(f"{path}: valid ({len(policy.rules)} rules, {enforced} enforced; "
-              f"digest {policy.digest[:19]})")  # fmt: skip
+        print(
+            f"{path}: valid ({len(policy.rules)} rules, {enforced} enforced; "
+            f"digest {policy.digest[:19]})"
+        )
     return worst
 
 
@@ -131,27 +136,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="build the target, trace the scenario, judge, report")
     r.add_argument("--policy", required=True, help="policy file (YAML, version 1)")
-    r.add_argument("--out", default="out", help="directory for report.md, results.json, "
-                   "trace.txt (default: out)")  # fmt: skip
-    r.add_argument("--workdir", default=".", help="where the build and the command run "
-                   "(default: the current directory)")  # fmt: skip
+    r.add_argument(
+        "--out",
+        default="out",
+        help="directory for report.md, results.json, trace.txt (default: out)",
+    )
+    r.add_argument(
+        "--workdir",
+        default=".",
+        help="where the build and the command run (default: the current directory)",
+    )
     r.add_argument("--no-build", action="store_true", help="skip scenario.build")
     r.add_argument("--keep-fixture", action="store_true", help="keep the temporary fixture")
     r.add_argument("--scratch", help="parent directory for the temporary fixture")
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("analyze", help="judge an existing strace log")
-    a.add_argument("trace", help="strace output: a file, '-', a directory of -ff files or "
-                   "their -o prefix")  # fmt: skip
+    a.add_argument(
+        "trace", help="strace output: a file, '-', a directory of -ff files or their -o prefix"
+    )
     a.add_argument("--out", default="out", help="output directory (default: out)")
     a.add_argument("--policy", help="policy file; without it, metrics are reported unjudged")
-    a.add_argument("--root", action="append", default=[], metavar="PATH",
-                   help="a scenario root; the first is the source tree, the second the "
-                   "destination (repeatable)")  # fmt: skip
-    a.add_argument("--cwd", help="the traced program's working directory (for relative paths "
-                   "in a trace without -y)")  # fmt: skip
-    a.add_argument("--max-trace-bytes", type=int, default=16 * 1024**3,
-                   help="refuse traces larger than this (default: 16 GiB)")  # fmt: skip
+    a.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a scenario root; the first is the source tree, the second the "
+        "destination (repeatable)",
+    )
+    a.add_argument(
+        "--scenario",
+        metavar="RESULTS_JSON",
+        help="take the roots and fixture from an earlier run's results.json",
+    )
+    a.add_argument(
+        "--cwd",
+        help="the traced program's working directory (for relative paths in a trace without -y)",
+    )
+    a.add_argument(
+        "--max-trace-bytes",
+        type=int,
+        default=16 * 1024**3,
+        help="refuse traces larger than this (default: 16 GiB)",
+    )
     a.set_defaults(func=cmd_analyze)
 
     v = sub.add_parser("validate-policy", help="check policy files; exit 2 on any error")

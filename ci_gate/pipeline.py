@@ -7,6 +7,7 @@ what was measured, and the status says ERROR with the cause.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import tempfile
@@ -63,8 +64,9 @@ class Outcome:
     interrupted: int | None = None
 
 
-def problem(code: str, message: str, detail: str | None = None,
-            severity: str = "error") -> dict[str, Any]:  # fmt: skip
+def problem(
+    code: str, message: str, detail: str | None = None, severity: str = "error"
+) -> dict[str, Any]:
     p: dict[str, Any] = {"code": code, "message": message, "severity": severity}
     if detail:
         p["detail"] = detail
@@ -113,12 +115,14 @@ def _target_problems(tr: tracer.TraceRun, timeout: float) -> list[dict[str, Any]
     out = []
     stderr_tail = tracer.tail(tr.stderr, 2000)
     if tr.timed_out:
-        out.append(problem(
-            "target-timeout",
-            f"the target ran past the scenario's {timeout:g}s timeout; it and every process "
-            "it started were killed. The trace up to that point is analysed below.",
-            stderr_tail,
-        ))  # fmt: skip
+        out.append(
+            problem(
+                "target-timeout",
+                f"the target ran past the scenario's {timeout:g}s timeout; it and every process "
+                "it started were killed. The trace up to that point is analysed below.",
+                stderr_tail,
+            )
+        )
     elif tr.returncode is not None and tr.returncode < 0:
         sig = signal.Signals(-tr.returncode).name
         out.append(problem("target-crashed", f"the target was killed by {sig}", stderr_tail))
@@ -129,15 +133,18 @@ def _target_problems(tr: tracer.TraceRun, timeout: float) -> list[dict[str, Any]
             sig = f"signal {tr.returncode - 128}"
         out.append(problem("target-crashed", f"the target was killed by {sig}", stderr_tail))
     elif tr.returncode:
-        out.append(problem("target-failed", f"the target exited with status {tr.returncode}",
-                           stderr_tail))  # fmt: skip
+        out.append(
+            problem("target-failed", f"the target exited with status {tr.returncode}", stderr_tail)
+        )
     if tr.leftovers and not tr.timed_out:
-        out.append(problem(
-            "target-leftovers",
-            f"the target left {tr.leftovers} process(es) running after it exited; they were "
-            "killed",
-            severity="warning",
-        ))  # fmt: skip
+        out.append(
+            problem(
+                "target-leftovers",
+                f"the target left {tr.leftovers} process(es) running after it exited; they were "
+                "killed",
+                severity="warning",
+            )
+        )
     return out
 
 
@@ -156,22 +163,27 @@ def run(
             log(msg)
 
     policy = load_policy(policy_path)
-    if policy.scenario is None or policy.scenario.command is None:
+    scen = policy.scenario
+    if scen is None or scen.command is None:
         raise MeasureError(
             "no-scenario",
             f"{policy_path} has no scenario.command; `run` needs one (use `analyze` for an "
             "existing trace)",
         )
     prepare_out_dir(out_dir)
-    scen = policy.scenario
+    command = scen.command
     strace_version = None
     problems: list[dict[str, Any]] = []
     measurement: Measurement | None = None
     timing: dict[str, float] = {}
     scenario_info: dict[str, Any] = {
         "id": scen.id,
-        "fixture": {"files": scen.fixture.files, "file_size": scen.fixture.file_size,
-                    "dirs": scen.fixture.dirs, "symlinks": scen.fixture.symlinks},  # fmt: skip
+        "fixture": {
+            "files": scen.fixture.files,
+            "file_size": scen.fixture.file_size,
+            "dirs": scen.fixture.dirs,
+            "symlinks": scen.fixture.symlinks,
+        },
         "fixture_text": _fixture_text(scen.fixture),
         "verify": scen.verify,
         "workdir": str(workdir),
@@ -187,17 +199,24 @@ def run(
             if scen.build and not skip_build:
                 say(f"building: {scen.build}")
                 timing["build"] = build_stage.build(
-                    scen.build, cwd=workdir, env=env, log=out_dir / "build.log",
+                    scen.build,
+                    cwd=workdir,
+                    env=env,
+                    log=out_dir / "build.log",
                     timeout=scen.build_timeout,
-                )  # fmt: skip
+                )
             t0 = time.monotonic()
             tmp = Path(tempfile.mkdtemp(prefix="syscall-gate-", dir=scratch))
             src, dst = tmp / "src", tmp / "dst"
             fx = fixture.create(src, scen.fixture)
             timing["fixture"] = time.monotonic() - t0
-            argv = tracer.command_argv(scen.command, src, dst)
-            scenario_info.update(command=argv, target=argv[0],
-                                 roots={"src": str(src), "dst": str(dst)}, files=fx.files)  # fmt: skip
+            argv = tracer.command_argv(command, src, dst)
+            scenario_info.update(
+                command=argv,
+                target=argv[0],
+                roots={"src": str(src), "dst": str(dst)},
+                files=fx.files,
+            )
             say(f"tracing: {' '.join(argv)}")
             tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env, timeout=scen.timeout)
             timing["trace"] = tr.elapsed
@@ -205,19 +224,25 @@ def run(
             if scen.verify == "tree-equal" and not tr.timed_out:
                 diffs = tree_differences(src, dst)
                 if diffs:
-                    problems.append(problem(
-                        "wrong-copy",
-                        f"verify: tree-equal failed: the destination is not a faithful copy "
-                        f"({len(diffs)} difference(s)); no metric can be trusted for a wrong "
-                        "result",
-                        "\n".join(diffs),
-                    ))  # fmt: skip
+                    problems.append(
+                        problem(
+                            "wrong-copy",
+                            f"verify: tree-equal failed: the destination is not a faithful copy "
+                            f"({len(diffs)} difference(s)); no metric can be trusted for a wrong "
+                            "result",
+                            "\n".join(diffs),
+                        )
+                    )
             say("analysing the trace")
             t0 = time.monotonic()
             parts = source.resolve(str(tr.trace))
             trace_info.update(bytes=source.total_size(parts))
-            measurement = measure(parts, scope=Scope({"src": str(src), "dst": str(dst)}, fx),
-                                  unexpected=policy.unexpected, cwd=str(workdir))  # fmt: skip
+            measurement = measure(
+                parts,
+                scope=Scope({"src": str(src), "dst": str(dst)}, fx),
+                unexpected=policy.unexpected,
+                cwd=str(workdir),
+            )
             timing["analysis"] = time.monotonic() - t0
             if scen.repeats > 1:
                 measurement.notes.append(
@@ -234,9 +259,16 @@ def run(
             shutil.rmtree(tmp, ignore_errors=True)
     env_info = environment.describe(strace_version)
     verdict = evaluate(policy.rules, measurement) if measurement is not None else None
-    res = results.build(measurement=measurement, verdict=verdict, policy=policy,
-                        scenario=scenario_info, environment=env_info, trace=trace_info,
-                        extra_problems=problems, timing=timing)  # fmt: skip
+    res = results.build(
+        measurement=measurement,
+        verdict=verdict,
+        policy=policy,
+        scenario=scenario_info,
+        environment=env_info,
+        trace=trace_info,
+        extra_problems=problems,
+        timing=timing,
+    )
     report_path, results_path = write_outputs(out_dir, res)
     return Outcome(res, report_path, results_path, interrupted)
 
@@ -256,6 +288,28 @@ def _fixture_text(fx: Any) -> str:
     return text
 
 
+def _scenario_from(path: Path) -> tuple[dict[str, str], Fixture | None]:
+    """Roots and fixture of an earlier run, from its results.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        roots = data["scenario"]["roots"]
+        entries = (data.get("details", {}).get("scenario") or {}).get("fixture")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MeasureError(
+            "bad-scenario-file",
+            f"cannot read scenario roots from {path}: {exc}; give the results.json of a "
+            "`syscall-gate run`",
+        ) from exc
+    if not isinstance(roots, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in roots.items()
+    ):
+        raise MeasureError("bad-scenario-file", f"{path}: scenario.roots is not a mapping")
+    fixture = None
+    if isinstance(entries, dict):
+        fixture = Fixture({str(k): str(v) for k, v in entries.items()})
+    return roots, fixture
+
+
 # -- analyze -------------------------------------------------------------------------------------
 
 
@@ -267,6 +321,7 @@ def analyze(
     roots: list[str],
     cwd: str | None,
     max_trace_bytes: int = DEFAULT_MAX_TRACE_BYTES,
+    scenario_from: Path | None = None,
 ) -> Outcome:
     policy: Policy | None = load_policy(policy_path) if policy_path is not None else None
     prepare_out_dir(out_dir)
@@ -287,7 +342,11 @@ def analyze(
                     "trace a smaller scenario or raise --max-trace-bytes",
                 )
             scope = None
-            if roots:
+            if scenario_from is not None:
+                mapping, fx = _scenario_from(scenario_from)
+                scope = Scope(mapping, fx)
+                scenario_info = {"roots": mapping, "files": fx.files if fx else None}
+            elif roots:
                 labels = ["src", "dst"] + [f"root{i}" for i in range(3, len(roots) + 1)]
                 mapping = dict(zip(labels, roots, strict=False))
                 src = Path(roots[0])
@@ -300,13 +359,20 @@ def analyze(
         problems.append(problem(exc.code, exc.message, exc.detail))
     except Interrupted as exc:
         interrupted = exc.signum
-        problems.append(problem("interrupted", f"interrupted by {exc} before the analysis "
-                                "finished"))  # fmt: skip
+        problems.append(
+            problem("interrupted", f"interrupted by {exc} before the analysis finished")
+        )
     verdict = None
     if measurement is not None:
         verdict = evaluate(policy.rules if policy is not None else (), measurement)
-    res = results.build(measurement=measurement, verdict=verdict, policy=policy,
-                        scenario=scenario_info, environment={}, trace=trace_info,
-                        extra_problems=problems)  # fmt: skip
+    res = results.build(
+        measurement=measurement,
+        verdict=verdict,
+        policy=policy,
+        scenario=scenario_info,
+        environment={},
+        trace=trace_info,
+        extra_problems=problems,
+    )
     report_path, results_path = write_outputs(out_dir, res)
     return Outcome(res, report_path, results_path, interrupted)

@@ -32,11 +32,18 @@ def strace_summary(trace: Path) -> dict[str, tuple[int, int]]:
     return rows
 
 
-def gate(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None,
-         timeout: float = 600) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def gate(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """The real command line, in a child process."""
-    return subprocess.run([sys.executable, "-m", "ci_gate", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ci_gate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @dataclass(frozen=True)
@@ -49,15 +56,15 @@ class Tree:
     symlinks: bool
 
     @property
-    def F(self) -> int:  # noqa: N802 - the README's notation
+    def F(self) -> int:
         return self.files + self.dirs
 
     @property
-    def D(self) -> int:  # noqa: N802
+    def D(self) -> int:
         return self.dirs
 
     @property
-    def L(self) -> int:  # noqa: N802
+    def L(self) -> int:
         if not self.symlinks:
             return 0
         return (self.files > 0) + (self.dirs > 0) + (self.files > 0 and self.dirs > 0)
@@ -79,7 +86,8 @@ def copier_expectations(tree: Tree, *, chunk: int = 131072, batch: int = 8) -> d
         "io_uring.sqes_submitted": sqes,
         "io_uring.batch.avg": sqes / (2 * groups),
         "io_uring.batch.max": batch if full else rest,
-        "io_uring.batch.single": (hist_batch if batch == 1 else 0) + (2 * tree.F if rest == 1 else 0),
+        "io_uring.batch.single": (hist_batch if batch == 1 else 0)
+        + (2 * tree.F if rest == 1 else 0),
         "scenario.statx.fd_based": 1,
         "scenario.statx.dirfd_relative": tree.F + tree.D + tree.L,
         "scenario.statx.path_based": 0,

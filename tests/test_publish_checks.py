@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from github_api.fake_server import FakeGitHub
-from github_api.helpers import make_client
 
 from ci_gate.publish import (
     CHECK_SUMMARY_MAX_BYTES,
@@ -19,6 +17,8 @@ from ci_gate.publish import (
     status_context,
 )
 from ci_gate.publish.checks import status_description
+from github_api.fake_server import FakeGitHub
+from github_api.helpers import make_client
 
 REPO = "Codertocat/Hello-World"
 SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"

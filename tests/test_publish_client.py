@@ -6,11 +6,11 @@ import email.utils
 from collections.abc import Iterator
 
 import pytest
-from github_api.fake_server import DEFAULT_TOKEN, FakeGitHub
-from github_api.helpers import FAST_RETRY, RecordingSleep, closed_port, make_client
 
 from ci_gate.publish import GitHubAPIError, RetryPolicy
 from ci_gate.publish.github_client import repo_path
+from github_api.fake_server import DEFAULT_TOKEN, FakeGitHub
+from github_api.helpers import FAST_RETRY, RecordingSleep, closed_port, make_client
 
 LIST = "issues/list-comments"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from github_api.helpers import MERGE_SHA, RUN_ID, actions_env, load_payload
 
 from ci_gate.publish import ContextError, GitHubContext, Secret
+from github_api.helpers import MERGE_SHA, RUN_ID, actions_env, load_payload
 
 API = "https://ghe.example.test/api/v3"
 SERVER = "https://ghe.example.test"

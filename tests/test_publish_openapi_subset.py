@@ -11,11 +11,11 @@ from types import ModuleType
 
 import pytest
 import requests
+
+from ci_gate.publish.endpoints import USED_ENDPOINTS
 from github_api.fake_server import DEFAULT_TOKEN, FakeGitHub
 from github_api.helpers import PAYLOAD_DIR, manifest
 from github_api.openapi_validator import SUBSET_PATH, OpenAPISubset, OpenAPIValidationError
-
-from ci_gate.publish.endpoints import USED_ENDPOINTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ci_gate.publish import (
+    Annotation,
+    GitHubContext,
+    PublishOutcome,
+    comment_marker,
+    publish,
+    verify_pr_head,
+)
 from github_api.fake_server import ACTIONS_BOT, FakeGitHub, RecordedRequest
 from github_api.helpers import (
     MERGE_SHA,
@@ -17,15 +26,6 @@ from github_api.helpers import (
     context_for,
     load_payload,
     make_client,
-)
-
-from ci_gate.publish import (
-    Annotation,
-    GitHubContext,
-    PublishOutcome,
-    comment_marker,
-    publish,
-    verify_pr_head,
 )
 
 PR_HEAD = load_payload("pull_request.same_repo.json")["pull_request"]["head"]["sha"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from github_api.fake_server import ACTIONS_BOT, FakeGitHub
-from github_api.helpers import make_client
 
 from ci_gate.publish import (
     COMMENT_MAX_CHARS,
@@ -18,6 +16,8 @@ from ci_gate.publish import (
     sync_sticky_comment,
 )
 from ci_gate.publish.sticky_comment import compose_body, has_marker
+from github_api.fake_server import ACTIONS_BOT, FakeGitHub
+from github_api.helpers import make_client
 
 PR = 2
 REPO = "Codertocat/Hello-World"

@@ -17,10 +17,17 @@ from helpers import COPIER, Tree, copier_expectations, gate, strace_summary
 MiB = 1 << 20
 
 
-def policy(tmp_path: Path, command: str, *, extra: str = "", fixture: str = "",
-           extends: str = "builtin:io-uring-copier") -> Path:  # fmt: skip
+def policy(
+    tmp_path: Path,
+    command: str,
+    *,
+    extra: str = "",
+    fixture: str = "",
+    extends: str = "builtin:io-uring-copier",
+) -> Path:
     fx = fixture or "{files: 3, file_size: 1MiB, dirs: 2, symlinks: true}"
-    text = textwrap.dedent(f"""\
+    text = (
+        textwrap.dedent(f"""\
         version: 1
         extends: [{extends}]
         scenario:
@@ -28,7 +35,9 @@ def policy(tmp_path: Path, command: str, *, extra: str = "", fixture: str = "",
           command: {command}
           fixture: {fx}
           timeout: 60s
-        """) + extra  # fmt: skip
+        """)
+        + extra
+    )
     p = tmp_path / "policy.yml"
     p.write_text(text)
     return p
@@ -94,8 +103,18 @@ def test_analyze_gives_the_same_metrics(tmp_path: Path, copier: Path) -> None:
     rc, res, out = run(tmp_path, pol, "--keep-fixture", "--scratch", str(scratch))
     assert rc == 0, out
     roots = res["scenario"]["roots"]
-    again = gate("analyze", str(tmp_path / "out" / "trace.txt"), "--out", str(tmp_path / "an"),
-                 "--policy", str(pol), "--root", roots["src"], "--root", roots["dst"])  # fmt: skip
+    again = gate(
+        "analyze",
+        str(tmp_path / "out" / "trace.txt"),
+        "--out",
+        str(tmp_path / "an"),
+        "--policy",
+        str(pol),
+        "--root",
+        roots["src"],
+        "--root",
+        roots["dst"],
+    )
     assert again.returncode == 0, again.stderr
     res2 = json.loads((tmp_path / "an" / "results.json").read_text())
     assert res2["metrics"] == res["metrics"]
@@ -106,8 +125,9 @@ def test_analyze_gives_the_same_metrics(tmp_path: Path, copier: Path) -> None:
     ("args", "code"),
     [(("--corrupt",), "wrong-copy"), (("--exit-code", "4"), "target-failed")],
 )
-def test_target_failures_are_errors(tmp_path: Path, copier: Path, args: tuple[str, ...],
-                                    code: str) -> None:  # fmt: skip
+def test_target_failures_are_errors(
+    tmp_path: Path, copier: Path, args: tuple[str, ...], code: str
+) -> None:
     pol = policy(tmp_path, f"{COPIER} {' '.join(args)} {{src}} {{dst}}")
     rc, res, out = run(tmp_path, pol)
     assert rc == 3, out
@@ -122,7 +142,7 @@ def test_build_failure_is_an_error_with_the_log_tail(tmp_path: Path) -> None:
     build = "  build: |\n    echo compiling; echo 'fatal: no such header' >&2; exit 7\n"
     text = pol.read_text().replace("  id: test\n", "  id: test\n" + build)
     pol.write_text(text)
-    rc, res, out = run(tmp_path, pol)
+    rc, res, _ = run(tmp_path, pol)
     assert rc == 3
     assert res["status"] == "ERROR"
     prob = res["problems"][0]

@@ -7,6 +7,7 @@ metrics depend on them (path-taking calls, io_uring, clone, fd bookkeeping).
 
 from __future__ import annotations
 
+import platform
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ from ci_gate.metrics.pathcalls import (
     worst,
 )
 from ci_gate.metrics.registry import BATCH_BUCKETS, PRESERVE_KINDS, PRESERVE_OPS
-from ci_gate.metrics.scope import DIR, OTHER, Scope
+from ci_gate.metrics.scope import DIR, Scope
 from ci_gate.metrics.tasks import Ring, Tasks
 from ci_gate.trace.args import (
     decoration,
@@ -43,9 +44,19 @@ _SETUP_FLAGS = re.compile(r"flags=([^,}]*)")
 _DELETED = " (deleted)"
 
 DIRECT_IO = frozenset(
-    {"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
-     "pwritev2"}
-)  # fmt: skip
+    {
+        "read",
+        "write",
+        "pread64",
+        "pwrite64",
+        "readv",
+        "writev",
+        "preadv",
+        "pwritev",
+        "preadv2",
+        "pwritev2",
+    }
+)
 GETDENTS = frozenset({"getdents64", "getdents"})
 MKDIRS = frozenset({"mkdir", "mkdirat"})
 SYMLINK_CREATE = frozenset({"symlink", "symlinkat"})
@@ -536,11 +547,14 @@ class Collector:
                     f"{r['syscall']} (trace {r['returned']}, strace {r['strace_calls']})"
                     for r in mismatches[:5]
                 )
-                problems.append(Problem(
-                    "summary-mismatch",
-                    f"counts differ from strace's own summary for {len(mismatches)} syscall(s): "
-                    f"{listed}",
-                ))  # fmt: skip
+                problems.append(
+                    Problem(
+                        "summary-mismatch",
+                        "counts differ from strace's own summary for "
+                        f"{len(mismatches)} syscall(s): "
+                        f"{listed}",
+                    )
+                )
         else:
             unmeasured["trace.summary_mismatches"] = "the trace carries no -c/-C summary table"
 
@@ -567,8 +581,7 @@ class Collector:
                 "orphan_resumed": stats.orphan_resumed,
                 "damaged": stats.damaged,
                 "damaged_samples": [
-                    {"line": d.lineno, "text": d.text, "why": d.why}
-                    for d in stats.damaged_samples
+                    {"line": d.lineno, "text": d.text, "why": d.why} for d in stats.damaged_samples
                 ],
                 "program_output_lines": stats.program_output_lines,
                 "truncated_last_line": stats.truncated_last_line,
@@ -603,15 +616,18 @@ class Collector:
             )
         blocked = [e for e in BLOCKED_ERRNOS if self.setup_errnos.get(e)]
         if blocked and not self.rings:
-            problems.append(Problem(
-                "io_uring-blocked",
-                f"io_uring is unavailable here: io_uring_setup failed with {blocked[0]} "
-                f"({self.setup_errnos[blocked[0]]} time(s)). A seccomp profile (Docker 25+ "
-                "blocks io_uring by default; podman answers ENOSYS) or "
-                "kernel.io_uring_disabled is refusing it. The io_uring figures are "
-                "inconclusive, not a regression. Fix: run the gate on the host (host mode) "
-                "or allow io_uring_setup/io_uring_enter/io_uring_register in the seccomp profile.",
-            ))  # fmt: skip
+            problems.append(
+                Problem(
+                    "io_uring-blocked",
+                    f"io_uring is unavailable here: io_uring_setup failed with {blocked[0]} "
+                    f"({self.setup_errnos[blocked[0]]} time(s)). A seccomp profile (Docker 25+ "
+                    "blocks io_uring by default; podman answers ENOSYS) or "
+                    "kernel.io_uring_disabled is refusing it. The io_uring figures are "
+                    "inconclusive, not a regression. Fix: run the gate on the host (host mode) "
+                    "or allow io_uring_setup/io_uring_enter/io_uring_register in the seccomp "
+                    "profile.",
+                )
+            )
         why_not = None
         if sqpoll:
             why_not = (
@@ -691,14 +707,24 @@ class Collector:
                 why = "check-then-use on a path (TOCTOU)"
             rows.append({"syscall": name, "calls": n, "scope": "scenario", "why": why})
         for name, n in sorted(self.anywhere_hits.items()):
-            rows.append({"syscall": name, "calls": n, "scope": "anywhere",
-                         "why": "listed as unexpected by the policy"})  # fmt: skip
+            rows.append(
+                {
+                    "syscall": name,
+                    "calls": n,
+                    "scope": "anywhere",
+                    "why": "listed as unexpected by the policy",
+                }
+            )
         if self.unexpected.direct_io_with_uring and self.rings:
             for name, n in sorted(self.direct_io.items()):
-                rows.append({
-                    "syscall": name, "calls": n, "scope": "scenario",
-                    "why": "direct I/O on scenario files by a program that uses io_uring",
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "syscall": name,
+                        "calls": n,
+                        "scope": "scenario",
+                        "why": "direct I/O on scenario files by a program that uses io_uring",
+                    }
+                )
         return rows
 
     def _summary_check(self, stats: ParseStats) -> list[dict[str, Any]] | None:
@@ -714,41 +740,62 @@ class Collector:
             if row is None:
                 if ours_returned == 0:
                     continue
-                rows.append({"syscall": name, "returned": ours_returned, "errors": ours_errors,
-                             "strace_calls": 0, "strace_errors": 0, "match": False})  # fmt: skip
+                rows.append(
+                    {
+                        "syscall": name,
+                        "returned": ours_returned,
+                        "errors": ours_errors,
+                        "strace_calls": 0,
+                        "strace_errors": 0,
+                        "match": False,
+                    }
+                )
                 continue
             match = row.calls == ours_returned and row.errors == ours_errors
-            rows.append({"syscall": name, "returned": ours_returned, "errors": ours_errors,
-                         "strace_calls": row.calls, "strace_errors": row.errors,
-                         "match": match})  # fmt: skip
+            rows.append(
+                {
+                    "syscall": name,
+                    "returned": ours_returned,
+                    "errors": ours_errors,
+                    "strace_calls": row.calls,
+                    "strace_errors": row.errors,
+                    "match": match,
+                }
+            )
         return rows
 
     def _health(self, stats: ParseStats, problems: list[Problem], notes: list[str]) -> None:
         if stats.calls == 0:
             if stats.damaged:
                 first = ", ".join(f"line {d.lineno}" for d in stats.damaged_samples[:3])
-                problems.append(Problem(
-                    "not-strace",
-                    f"the input is not strace output: none of its {stats.damaged} non-empty "
-                    f"line(s) parsed as a system call (first unreadable: {first})",
-                ))  # fmt: skip
+                problems.append(
+                    Problem(
+                        "not-strace",
+                        f"the input is not strace output: none of its {stats.damaged} non-empty "
+                        f"line(s) parsed as a system call (first unreadable: {first})",
+                    )
+                )
             else:
                 problems.append(Problem("trace-empty", "the trace holds no system calls"))
             return
         if stats.truncated_last_line:
-            problems.append(Problem(
-                "trace-truncated",
-                "the trace ends in the middle of a line: it was cut short (disk full, a killed "
-                "tracer, a partial copy); counts near the end are missing",
-            ))  # fmt: skip
+            problems.append(
+                Problem(
+                    "trace-truncated",
+                    "the trace ends in the middle of a line: it was cut short (disk full, a killed "
+                    "tracer, a partial copy); counts near the end are missing",
+                )
+            )
         if stats.damaged:
             sample = stats.damaged_samples[0]
-            problems.append(Problem(
-                "damaged-lines",
-                f"{stats.damaged} line(s) could not be parsed and were not counted "
-                f"(first: line {sample.lineno}: {sample.why})",
-                severity="warning",
-            ))  # fmt: skip
+            problems.append(
+                Problem(
+                    "damaged-lines",
+                    f"{stats.damaged} line(s) could not be parsed and were not counted "
+                    f"(first: line {sample.lineno}: {sample.why})",
+                    severity="warning",
+                )
+            )
         if stats.orphan_resumed:
             notes.append(
                 f"{stats.orphan_resumed} call(s) resumed without their first half in the trace "
@@ -763,23 +810,37 @@ class Collector:
     def _inventory(self, stats: ParseStats) -> list[dict[str, Any]]:
         rows = []
         for name, n in sorted(self.calls.items(), key=lambda kv: (-kv[1], kv[0])):
-            rows.append({
+            row: dict[str, Any] = {
                 "syscall": name,
                 "calls": n,
                 "errors": self.errors.get(name, 0),
                 "unreturned": stats.unreturned_by_name.get(name, 0),
                 "category": syscall_table.category(name),
-            })  # fmt: skip
+            }
+            known = _number_name(name)
+            if known is not None:
+                # strace prints numbers newer than itself as syscall_0x1c4.
+                row["category"] = syscall_table.category(known)
+                row["probably"] = known
+            rows.append(row)
         return rows
 
     def _uring_details(self) -> dict[str, Any]:
         return {
             "rings": [
-                {"id": r.ident, "pid": r.pid, "line": r.lineno, "entries": r.entries,
-                 "flags": sorted(r.flags), "sqpoll": r.sqpoll, "enter_calls": r.enter_calls,
-                 "submitting": r.submitting, "sqes": r.sqes}
+                {
+                    "id": r.ident,
+                    "pid": r.pid,
+                    "line": r.lineno,
+                    "entries": r.entries,
+                    "flags": sorted(r.flags),
+                    "sqpoll": r.sqpoll,
+                    "enter_calls": r.enter_calls,
+                    "submitting": r.submitting,
+                    "sqes": r.sqes,
+                }
                 for r in self.rings
-            ],  # fmt: skip
+            ],
             "histogram": {str(k): n for k, n in sorted(self.hist.items())},
             "setup_errors": dict(self.setup_errnos),
             "registered_ring_enters": self.enter_registered,
@@ -791,10 +852,14 @@ class Collector:
         scope = self.scope
         per_file = []
         for (label, rel), counter in sorted(self.per_path.items()):
-            per_file.append({
-                "root": label, "path": rel, "kind": scope.kind(rel),
-                "calls": dict(sorted(counter.items())),
-            })  # fmt: skip
+            per_file.append(
+                {
+                    "root": label,
+                    "path": rel,
+                    "kind": scope.kind(rel),
+                    "calls": dict(sorted(counter.items())),
+                }
+            )
         return {
             "roots": dict(scope.roots),
             "fixture": scope.fixture.to_json() if scope.fixture is not None else None,
@@ -809,4 +874,10 @@ class Collector:
         }
 
 
-KIND_OTHER = OTHER
+def _number_name(name: str) -> str | None:
+    """'fchmodat2' for 'syscall_0x1c4' on x86_64: the table of the machine's architecture."""
+    m = re.fullmatch(r"syscall_(0x[0-9a-f]+|\d+)", name)
+    if m is None:
+        return None
+    table = syscall_table.AARCH64 if platform.machine() == "aarch64" else syscall_table.X86_64
+    return table.get(int(m.group(1), 0))

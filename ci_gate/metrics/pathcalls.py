@@ -24,6 +24,7 @@ DIRFD_RELATIVE = "dirfd_relative"
 CLASSES = (PATH_BASED, FD_BASED, DIRFD_RELATIVE)
 _RANK = {FD_BASED: 0, DIRFD_RELATIVE: 1, PATH_BASED: 2}
 
+
 @dataclass(frozen=True, slots=True)
 class PathCall:
     """Argument positions of one path-taking syscall.
@@ -103,8 +104,7 @@ PATH_CALLS: dict[str, PathCall] = {
 LEGACY_PATH_CALLS = frozenset(
     name
     for name, spec in PATH_CALLS.items()
-    if all(d is None for d, _ in spec.pairs)
-    and not name.endswith("xattr")
+    if all(d is None for d, _ in spec.pairs) and not name.endswith("xattr")
 )
 
 OPEN_CALLS = frozenset({"open", "openat", "openat2", "creat"})

@@ -25,15 +25,71 @@ FIXTURE = "fixture"  # the scenario's fixture itself
 KERNEL = "kernel"  # io_uring tracepoints (tracefs, root only)
 POLICY = "policy"  # computed from rule verdicts
 
-IO_URING_OPCODES = (
-    "NOP READV WRITEV FSYNC READ_FIXED WRITE_FIXED POLL_ADD POLL_REMOVE SYNC_FILE_RANGE "
-    "SENDMSG RECVMSG TIMEOUT TIMEOUT_REMOVE ACCEPT ASYNC_CANCEL LINK_TIMEOUT CONNECT "
-    "FALLOCATE OPENAT CLOSE FILES_UPDATE STATX READ WRITE FADVISE MADVISE SEND RECV "
-    "OPENAT2 EPOLL SPLICE PROVIDE_BUFFERS REMOVE_BUFFERS TEE SHUTDOWN RENAMEAT UNLINKAT "
-    "MKDIRAT SYMLINKAT LINKAT MSG_RING FSETXATTR SETXATTR FGETXATTR GETXATTR SOCKET "
-    "URING_CMD SEND_ZC SENDMSG_ZC READ_MULTISHOT WAITID FUTEX_WAIT FUTEX_WAKE FUTEX_WAITV "
-    "FIXED_FD_INSTALL FTRUNCATE BIND LISTEN RECV_ZC EPOLL_WAIT READV_FIXED WRITEV_FIXED PIPE"
-).split()
+IO_URING_OPCODES = [
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "READ_FIXED",
+    "WRITE_FIXED",
+    "POLL_ADD",
+    "POLL_REMOVE",
+    "SYNC_FILE_RANGE",
+    "SENDMSG",
+    "RECVMSG",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "CONNECT",
+    "FALLOCATE",
+    "OPENAT",
+    "CLOSE",
+    "FILES_UPDATE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "FADVISE",
+    "MADVISE",
+    "SEND",
+    "RECV",
+    "OPENAT2",
+    "EPOLL",
+    "SPLICE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "TEE",
+    "SHUTDOWN",
+    "RENAMEAT",
+    "UNLINKAT",
+    "MKDIRAT",
+    "SYMLINKAT",
+    "LINKAT",
+    "MSG_RING",
+    "FSETXATTR",
+    "SETXATTR",
+    "FGETXATTR",
+    "GETXATTR",
+    "SOCKET",
+    "URING_CMD",
+    "SEND_ZC",
+    "SENDMSG_ZC",
+    "READ_MULTISHOT",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "FIXED_FD_INSTALL",
+    "FTRUNCATE",
+    "BIND",
+    "LISTEN",
+    "RECV_ZC",
+    "EPOLL_WAIT",
+    "READV_FIXED",
+    "WRITEV_FIXED",
+    "PIPE",
+]
 
 BATCH_BUCKETS = (
     ("size_1", 1, 1),
@@ -72,156 +128,485 @@ def _specs() -> list[MetricSpec]:
 
     # -- every syscall -----------------------------------------------------------
     sec = "syscalls"
-    add(MetricSpec("syscalls.total", "calls", TRACE,
-        "System calls entered by the traced process tree, each counted once however strace "
-        "split it over lines (calls that never returned included).", section=sec))
-    add(MetricSpec("syscalls.errors", "calls", TRACE,
-        "Calls that returned an error (-1 with an errno, or an ERESTART* code).", section=sec))
-    add(MetricSpec("syscalls.unreturned", "calls", TRACE,
-        "Calls that never returned: exit_group, execve that replaced the image, a task killed "
-        "or detached mid-call, a trace that ended mid-call. strace's own -c/-C summary counts "
-        "returned calls only, so summary calls = syscall.<name>.calls - unreturned.",
-        section=sec))
-    add(MetricSpec("syscall.<name>.calls", "calls", TRACE,
-        "Calls of the syscall named exactly <name> (fchown is not fchownat).",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("syscall.<name>.errors", "calls", TRACE,
-        "Calls of <name> that returned an error.", zero_when_absent=True, section=sec))
-    add(MetricSpec("syscall.futex.calls", "calls", TRACE,
-        "futex calls: depends on thread scheduling.", noisy=True, zero_when_absent=True,
-        section=sec))
-    add(MetricSpec("syscall.sched_yield.calls", "calls", TRACE,
-        "sched_yield calls: depends on thread scheduling.", noisy=True, zero_when_absent=True,
-        section=sec))
+    add(
+        MetricSpec(
+            "syscalls.total",
+            "calls",
+            TRACE,
+            "System calls entered by the traced process tree, each counted once however strace "
+            "split it over lines (calls that never returned included).",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "syscalls.errors",
+            "calls",
+            TRACE,
+            "Calls that returned an error (-1 with an errno, or an ERESTART* code).",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "syscalls.unreturned",
+            "calls",
+            TRACE,
+            "Calls that never returned: exit_group, execve that replaced the image, a task killed "
+            "or detached mid-call, a trace that ended mid-call. strace's own -c/-C summary counts "
+            "returned calls only, so summary calls = syscall.<name>.calls - unreturned.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "syscall.<name>.calls",
+            "calls",
+            TRACE,
+            "Calls of the syscall named exactly <name> (fchown is not fchownat).",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "syscall.<name>.errors",
+            "calls",
+            TRACE,
+            "Calls of <name> that returned an error.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "syscall.futex.calls",
+            "calls",
+            TRACE,
+            "futex calls: depends on thread scheduling.",
+            noisy=True,
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "syscall.sched_yield.calls",
+            "calls",
+            TRACE,
+            "sched_yield calls: depends on thread scheduling.",
+            noisy=True,
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
 
     # -- io_uring ------------------------------------------------------------------
     sec = "io_uring"
-    add(MetricSpec("io_uring.setup.calls", "calls", TRACE, "io_uring_setup calls.",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.setup.failed", "calls", TRACE,
-        "io_uring_setup calls that failed. EPERM or ENOSYS means io_uring is blocked here "
-        "(a seccomp profile, kernel.io_uring_disabled) and makes the run inconclusive.",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.rings", "rings", TRACE, "Rings created (successful io_uring_setup).",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.rings.sqpoll", "rings", TRACE,
-        "Rings created with IORING_SETUP_SQPOLL: a kernel thread submits, so their "
-        "submissions need no syscall and batching cannot be measured from the trace.",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.enter.calls", "calls", TRACE, "io_uring_enter calls.",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.enter.submitting", "calls", TRACE,
-        "io_uring_enter calls on a non-SQPOLL ring that returned > 0: the kernel consumed SQEs.",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.enter.wait_only", "calls", TRACE,
-        "io_uring_enter calls with to_submit 0 and IORING_ENTER_GETEVENTS: waiting only.",
-        noisy=True, zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.sqes_submitted", "SQEs", TRACE,
-        "Sum of the return values of submitting io_uring_enter calls: the SQEs the kernel "
-        "actually consumed (not the to_submit argument; the kernel may take fewer).",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.batch.avg", "SQEs/call", TRACE,
-        "io_uring.sqes_submitted / io_uring.enter.submitting. Unmeasured when no call "
-        "submitted, and when SQPOLL or registered rings hide submissions.", section=sec))
-    add(MetricSpec("io_uring.batch.max", "SQEs", TRACE,
-        "Largest number of SQEs one submitting io_uring_enter call consumed.", section=sec))
-    add(MetricSpec("io_uring.batch.single", "calls", TRACE,
-        "Submitting io_uring_enter calls that consumed exactly 1 SQE.",
-        zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.batch.multi", "calls", TRACE,
-        "Submitting io_uring_enter calls that consumed 2 or more SQEs.",
-        zero_when_absent=True, section=sec))
+    add(
+        MetricSpec(
+            "io_uring.setup.calls",
+            "calls",
+            TRACE,
+            "io_uring_setup calls.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.setup.failed",
+            "calls",
+            TRACE,
+            "io_uring_setup calls that failed. EPERM or ENOSYS means io_uring is blocked here "
+            "(a seccomp profile, kernel.io_uring_disabled) and makes the run inconclusive.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.rings",
+            "rings",
+            TRACE,
+            "Rings created (successful io_uring_setup).",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.rings.sqpoll",
+            "rings",
+            TRACE,
+            "Rings created with IORING_SETUP_SQPOLL: a kernel thread submits, so their "
+            "submissions need no syscall and batching cannot be measured from the trace.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.enter.calls",
+            "calls",
+            TRACE,
+            "io_uring_enter calls.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.enter.submitting",
+            "calls",
+            TRACE,
+            "io_uring_enter calls on a non-SQPOLL ring that returned > 0: the kernel consumed "
+            "SQEs.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.enter.wait_only",
+            "calls",
+            TRACE,
+            "io_uring_enter calls with to_submit 0 and IORING_ENTER_GETEVENTS: waiting only.",
+            noisy=True,
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.sqes_submitted",
+            "SQEs",
+            TRACE,
+            "Sum of the return values of submitting io_uring_enter calls: the SQEs the kernel "
+            "actually consumed (not the to_submit argument; the kernel may take fewer).",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.batch.avg",
+            "SQEs/call",
+            TRACE,
+            "io_uring.sqes_submitted / io_uring.enter.submitting. Unmeasured when no call "
+            "submitted, and when SQPOLL or registered rings hide submissions.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.batch.max",
+            "SQEs",
+            TRACE,
+            "Largest number of SQEs one submitting io_uring_enter call consumed.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.batch.single",
+            "calls",
+            TRACE,
+            "Submitting io_uring_enter calls that consumed exactly 1 SQE.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.batch.multi",
+            "calls",
+            TRACE,
+            "Submitting io_uring_enter calls that consumed 2 or more SQEs.",
+            zero_when_absent=True,
+            section=sec,
+        )
+    )
     for bucket, low, high in BATCH_BUCKETS:
         span = f"{low}" if low == high else (f"{low}-{high}" if high else f"{low} or more")
-        add(MetricSpec(f"io_uring.batch.{bucket}", "calls", TRACE,
-            f"Submitting io_uring_enter calls that consumed {span} SQEs.",
-            zero_when_absent=True, section=sec))
-    add(MetricSpec("io_uring.ops.<OPCODE>", "SQEs", KERNEL,
-        "SQEs with opcode <OPCODE> submitted on rings the traced tree created, from the "
-        "io_uring_submit_req tracepoint. Needs root and tracefs; otherwise unmeasured.",
-        section=sec))
-    add(MetricSpec("io_uring.ops.total", "SQEs", KERNEL,
-        "All SQEs submitted on the traced tree's rings (tracepoint).", section=sec))
-    add(MetricSpec("io_uring.ops.failed", "SQEs", KERNEL,
-        "SQEs that completed with an error (io_uring_req_failed tracepoint).", section=sec))
+        add(
+            MetricSpec(
+                f"io_uring.batch.{bucket}",
+                "calls",
+                TRACE,
+                f"Submitting io_uring_enter calls that consumed {span} SQEs.",
+                zero_when_absent=True,
+                section=sec,
+            )
+        )
+    add(
+        MetricSpec(
+            "io_uring.ops.<OPCODE>",
+            "SQEs",
+            KERNEL,
+            "SQEs with opcode <OPCODE> submitted on rings the traced tree created, from the "
+            "io_uring_submit_req tracepoint. Needs root and tracefs; otherwise unmeasured.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.ops.total",
+            "SQEs",
+            KERNEL,
+            "All SQEs submitted on the traced tree's rings (tracepoint).",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "io_uring.ops.failed",
+            "SQEs",
+            KERNEL,
+            "SQEs that completed with an error (io_uring_req_failed tracepoint).",
+            section=sec,
+        )
+    )
 
     # -- path resolution -----------------------------------------------------------
     sec = "paths"
     for cls, text in (
-        ("path_based", "resolved from the cwd or an absolute path (AT_FDCWD + path, an "
-         "absolute path, or a legacy path syscall)"),
-        ("fd_based", "acting on an open fd (empty path + AT_EMPTY_PATH, utimensat(fd, NULL), "
-         "f*xattr)"),
+        (
+            "path_based",
+            "resolved from the cwd or an absolute path (AT_FDCWD + path, an "
+            "absolute path, or a legacy path syscall)",
+        ),
+        (
+            "fd_based",
+            "acting on an open fd (empty path + AT_EMPTY_PATH, utimensat(fd, NULL), f*xattr)",
+        ),
         ("dirfd_relative", "a real directory fd plus a relative name"),
     ):
-        add(MetricSpec(f"<call>.{cls}", "calls", TRACE,
-            f"Calls of the path-taking syscall <call> {text}.", zero_when_absent=True,
-            section=sec))
-        add(MetricSpec(f"pathcalls.{cls}", "calls", TRACE,
-            f"All path-taking calls {text}.", zero_when_absent=True, section=sec))
-        add(MetricSpec(f"scenario.<call>.{cls}", "calls", SCENARIO,
-            f"Calls of <call> {text}, whose path lies under a scenario root.",
-            per_file=True, section=sec))
-        add(MetricSpec(f"scenario.pathcalls.{cls}", "calls", SCENARIO,
-            f"All path-taking calls {text}, whose path lies under a scenario root.",
-            per_file=True, section=sec))
+        add(
+            MetricSpec(
+                f"<call>.{cls}",
+                "calls",
+                TRACE,
+                f"Calls of the path-taking syscall <call> {text}.",
+                zero_when_absent=True,
+                section=sec,
+            )
+        )
+        add(
+            MetricSpec(
+                f"pathcalls.{cls}",
+                "calls",
+                TRACE,
+                f"All path-taking calls {text}.",
+                zero_when_absent=True,
+                section=sec,
+            )
+        )
+        add(
+            MetricSpec(
+                f"scenario.<call>.{cls}",
+                "calls",
+                SCENARIO,
+                f"Calls of <call> {text}, whose path lies under a scenario root.",
+                per_file=True,
+                section=sec,
+            )
+        )
+        add(
+            MetricSpec(
+                f"scenario.pathcalls.{cls}",
+                "calls",
+                SCENARIO,
+                f"All path-taking calls {text}, whose path lies under a scenario root.",
+                per_file=True,
+                section=sec,
+            )
+        )
 
     # -- scenario --------------------------------------------------------------------
     sec = "scenario"
-    add(MetricSpec("scenario.files", "files", FIXTURE,
-        "Regular files in the scenario's source tree (the divisor of per-file rules).",
-        section=sec))
-    add(MetricSpec("scenario.dirs", "dirs", FIXTURE,
-        "Directories in the scenario's source tree, its root excluded.", section=sec))
-    add(MetricSpec("scenario.symlinks", "symlinks", FIXTURE,
-        "Symlinks in the scenario's source tree.", section=sec))
-    add(MetricSpec("scenario.calls", "calls", SCENARIO,
-        "Calls whose path argument, or an fd they act on, lies under a scenario root.",
-        per_file=True, section=sec))
-    add(MetricSpec("scenario.syscall.<name>.calls", "calls", SCENARIO,
-        "Calls of <name> that reached a path under a scenario root, by name or by fd.",
-        per_file=True, section=sec))
-    add(MetricSpec("scenario.opens.user_files", "calls", SCENARIO,
-        "open/openat/openat2/creat of scenario paths that are not directories.",
-        per_file=True, section=sec))
-    add(MetricSpec("scenario.opens.directories", "calls", SCENARIO,
-        "open/openat/openat2 of scenario directories (O_DIRECTORY or a known directory).",
-        per_file=True, section=sec))
-    add(MetricSpec("scenario.traversal.getdents", "calls", SCENARIO,
-        "getdents64/getdents on directories of the source tree.", per_file=True, section=sec))
-    add(MetricSpec("scenario.dirs_created", "calls", SCENARIO,
-        "mkdir/mkdirat calls under a scenario root.", section=sec))
-    add(MetricSpec("scenario.symlinks.created", "calls", SCENARIO,
-        "symlink/symlinkat calls creating a link under a scenario root.", section=sec))
-    add(MetricSpec("scenario.symlinks.read", "calls", SCENARIO,
-        "readlink/readlinkat calls on scenario paths.", section=sec))
-    add(MetricSpec("scenario.direct_io", "calls", SCENARIO,
-        "read/write/pread64/pwrite64/readv/writev/preadv(2)/pwritev(2) on scenario files: "
-        "data moved by syscalls rather than through io_uring.", per_file=True, section=sec))
+    add(
+        MetricSpec(
+            "scenario.files",
+            "files",
+            FIXTURE,
+            "Regular files in the scenario's source tree (the divisor of per-file rules).",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.dirs",
+            "dirs",
+            FIXTURE,
+            "Directories in the scenario's source tree, its root excluded.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.symlinks",
+            "symlinks",
+            FIXTURE,
+            "Symlinks in the scenario's source tree.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.calls",
+            "calls",
+            SCENARIO,
+            "Calls whose path argument, or an fd they act on, lies under a scenario root.",
+            per_file=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.syscall.<name>.calls",
+            "calls",
+            SCENARIO,
+            "Calls of <name> that reached a path under a scenario root, by name or by fd.",
+            per_file=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.opens.user_files",
+            "calls",
+            SCENARIO,
+            "open/openat/openat2/creat of scenario paths that are not directories.",
+            per_file=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.opens.directories",
+            "calls",
+            SCENARIO,
+            "open/openat/openat2 of scenario directories (O_DIRECTORY or a known directory).",
+            per_file=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.traversal.getdents",
+            "calls",
+            SCENARIO,
+            "getdents64/getdents on directories of the source tree.",
+            per_file=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.dirs_created",
+            "calls",
+            SCENARIO,
+            "mkdir/mkdirat calls under a scenario root.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.symlinks.created",
+            "calls",
+            SCENARIO,
+            "symlink/symlinkat calls creating a link under a scenario root.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.symlinks.read",
+            "calls",
+            SCENARIO,
+            "readlink/readlinkat calls on scenario paths.",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "scenario.direct_io",
+            "calls",
+            SCENARIO,
+            "read/write/pread64/pwrite64/readv/writev/preadv(2)/pwritev(2) on scenario files: "
+            "data moved by syscalls rather than through io_uring.",
+            per_file=True,
+            section=sec,
+        )
+    )
     for op, calls in PRESERVE_OPS.items():
         for kind in PRESERVE_KINDS:
-            add(MetricSpec(f"scenario.preserve.{op}.{kind}", "calls", SCENARIO,
-                f"{'/'.join(calls)} calls on a {kind} of the destination tree.",
-                per_file=(kind == "file"), section=sec))
-    add(MetricSpec("scenario.legacy.calls", "calls", SCENARIO,
-        "Legacy path syscalls (stat, lstat, open, creat, access, chmod, chown, lchown, utime, "
-        "utimes, mkdir, rmdir, rename, unlink, link, symlink, readlink, ...) on scenario paths.",
-        per_file=True, section=sec))
-    add(MetricSpec("unexpected.calls", "calls", TRACE,
-        "Calls the policy lists as unexpected (its `unexpected:` section, or the defaults), "
-        "counted in the scope the list gives.", section=sec))
+            add(
+                MetricSpec(
+                    f"scenario.preserve.{op}.{kind}",
+                    "calls",
+                    SCENARIO,
+                    f"{'/'.join(calls)} calls on a {kind} of the destination tree.",
+                    per_file=(kind == "file"),
+                    section=sec,
+                )
+            )
+    add(
+        MetricSpec(
+            "scenario.legacy.calls",
+            "calls",
+            SCENARIO,
+            "Legacy path syscalls (stat, lstat, open, creat, access, chmod, chown, lchown, utime, "
+            "utimes, mkdir, rmdir, rename, unlink, link, symlink, readlink, ...) on scenario "
+            "paths.",
+            per_file=True,
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "unexpected.calls",
+            "calls",
+            TRACE,
+            "Calls the policy lists as unexpected (its `unexpected:` section, or the defaults), "
+            "counted in the scope the list gives.",
+            section=sec,
+        )
+    )
 
     # -- trace health ----------------------------------------------------------------
     sec = "trace"
-    add(MetricSpec("trace.damaged_lines", "lines", TRACE,
-        "Lines of the trace that could not be parsed (reported with samples).", section=sec))
-    add(MetricSpec("trace.summary_mismatches", "syscalls", TRACE,
-        "Syscalls whose returned-call count differs from strace's own -c/-C summary, when the "
-        "trace carries one.", section=sec))
+    add(
+        MetricSpec(
+            "trace.damaged_lines",
+            "lines",
+            TRACE,
+            "Lines of the trace that could not be parsed (reported with samples).",
+            section=sec,
+        )
+    )
+    add(
+        MetricSpec(
+            "trace.summary_mismatches",
+            "syscalls",
+            TRACE,
+            "Syscalls whose returned-call count differs from strace's own -c/-C summary, when the "
+            "trace carries one.",
+            section=sec,
+        )
+    )
 
     # -- policy ------------------------------------------------------------------------
-    add(MetricSpec("security.score", "points", POLICY,
-        "100 minus the `deduct` points of every failing rule that has one.", section="policy"))
+    add(
+        MetricSpec(
+            "security.score",
+            "points",
+            POLICY,
+            "100 minus the `deduct` points of every failing rule that has one.",
+            section="policy",
+        )
+    )
     return s
 
 
@@ -290,4 +675,3 @@ def suggest(name: str, limit: int = 3) -> list[str]:
 def concrete_examples() -> dict[str, list[str]]:
     """Allowed values of each placeholder, for the generated docs."""
     return {ph: sorted(v) for ph, v in _PLACEHOLDER_VALUES.items()}
-

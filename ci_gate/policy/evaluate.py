@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ci_gate.metrics.values import value_of
 from ci_gate.metrics.collector import Measurement, Problem
+from ci_gate.metrics.values import value_of
 from ci_gate.policy.model import ADVISORY, DISABLED, ENFORCE, Rule
 
 PASS, WARN, FAIL, ERROR = "PASS", "WARN", "FAIL", "ERROR"
@@ -84,12 +84,11 @@ def evaluate(rules: tuple[Rule, ...] | list[Rule], m: Measurement) -> Verdict:
     """Judge every rule; security.score rules last, since failures feed the score."""
     first = [r for r in rules if r.metric != "security.score"]
     results = [_judge(r, m) for r in first]
-    deductions = [
-        {"rule": res.rule.id, "points": res.rule.deduct, "reason": res.rule.reason or ""}
-        for res in results
-        if res.status == FAIL and res.rule.deduct
+    failed = [res.rule for res in results if res.status == FAIL and res.rule.deduct]
+    deductions: list[dict[str, Any]] = [
+        {"rule": r.id, "points": r.deduct, "reason": r.reason or ""} for r in failed
     ]
-    score = max(0.0, 100.0 - sum(float(d["points"]) for d in deductions))
+    score = max(0.0, 100.0 - sum(r.deduct or 0.0 for r in failed))
     m.values["security.score"] = score
     results += [_judge(r, m) for r in rules if r.metric == "security.score"]
     order = {r.id: i for i, r in enumerate(rules)}

@@ -35,8 +35,15 @@ from ci_gate.policy.yaml_source import Located, Path_, dotted, load
 SUPPORTED_VERSION = 1
 BUILTIN = "builtin:"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2,
-          "GiB": 1024**3}  # fmt: skip
+_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
@@ -109,8 +116,11 @@ def _check_version(loaded: _Loaded, diags: list[Diagnostic]) -> bool:
     doc = loaded.doc
     version = doc.value.get("version")
     if "version" not in doc.value:
-        diags.append(Diagnostic(doc.file, 1, 1, "version",
-                                "missing `version: 1` (this gate reads policy version 1)"))  # fmt: skip
+        diags.append(
+            Diagnostic(
+                doc.file, 1, 1, "version", "missing `version: 1` (this gate reads policy version 1)"
+            )
+        )
         return False
     if version != SUPPORTED_VERSION:
         line, col = doc.where(("version",))
@@ -169,56 +179,112 @@ def _explain(err: jsonschema.ValidationError, doc: Located) -> list[Diagnostic]:
             kline, kcol = doc.where((*path, key), key=True)
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            out.append(Diagnostic(doc.file, kline, kcol, dotted((*path, key)),
-                                  f"unknown key {key!r}; {hint}valid keys: {', '.join(allowed)}"))  # fmt: skip
+            out.append(
+                Diagnostic(
+                    doc.file,
+                    kline,
+                    kcol,
+                    dotted((*path, key)),
+                    f"unknown key {key!r}; {hint}valid keys: {', '.join(allowed)}",
+                )
+            )
         return out
     if v == "required":
         return [Diagnostic(doc.file, line, col, where, err.message.replace("property", "key"))]
     if v == "enum":
-        choices = [str(c) for c in err.validator_value]
+        enum_values: Any = err.validator_value
+        choices = [str(c) for c in enum_values]
         close = difflib.get_close_matches(str(err.instance), choices, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return [Diagnostic(doc.file, line, col, where,
-                           f"{err.instance!r} is not valid{hint}; expected one of: "
-                           f"{', '.join(choices)}")]  # fmt: skip
+        return [
+            Diagnostic(
+                doc.file,
+                line,
+                col,
+                where,
+                f"{err.instance!r} is not valid{hint}; expected one of: {', '.join(choices)}",
+            )
+        ]
     if v == "type":
         expected = err.validator_value
         got = type(err.instance).__name__ if err.instance is not None else "nothing"
-        return [Diagnostic(doc.file, line, col, where,
-                           f"expected {_article(expected)}, got {got} {err.instance!r}")]  # fmt: skip
+        return [
+            Diagnostic(
+                doc.file,
+                line,
+                col,
+                where,
+                f"expected {_article(expected)}, got {got} {err.instance!r}",
+            )
+        ]
     if v == "oneOf":
         desc = _schema_at(path).get("description", "a valid value")
-        return [Diagnostic(doc.file, line, col, where,
-                           f"{err.instance!r} is not valid here; expected {desc}")]  # fmt: skip
+        return [
+            Diagnostic(
+                doc.file, line, col, where, f"{err.instance!r} is not valid here; expected {desc}"
+            )
+        ]
     if v == "propertyNames" or (v == "pattern" and err.parent is not None):
         key = err.instance
         kline, kcol = doc.where((*path, key), key=True) if isinstance(key, str) else (line, col)
-        return [Diagnostic(doc.file, kline, kcol, dotted((*path, str(key))),
-                           f"invalid id {key!r}: use letters, digits, '_', '.', '-' "
-                           "(starting with a letter or digit, at most 64)")]  # fmt: skip
+        return [
+            Diagnostic(
+                doc.file,
+                kline,
+                kcol,
+                dotted((*path, str(key))),
+                f"invalid id {key!r}: use letters, digits, '_', '.', '-' "
+                "(starting with a letter or digit, at most 64)",
+            )
+        ]
     if v == "pattern":
-        return [Diagnostic(doc.file, line, col, where,
-                           f"{err.instance!r} does not match the expected form "
-                           f"({_schema_at(path).get('description', err.validator_value)})")]  # fmt: skip
+        return [
+            Diagnostic(
+                doc.file,
+                line,
+                col,
+                where,
+                f"{err.instance!r} does not match the expected form "
+                f"({_schema_at(path).get('description', err.validator_value)})",
+            )
+        ]
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=",
-              "exclusiveMaximum": "<"}[str(v)]  # fmt: skip
-        return [Diagnostic(doc.file, line, col, where,
-                           f"{err.instance!r} is out of range: must be {op} "
-                           f"{err.validator_value}")]  # fmt: skip
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[
+            str(v)
+        ]
+        return [
+            Diagnostic(
+                doc.file,
+                line,
+                col,
+                where,
+                f"{err.instance!r} is out of range: must be {op} {err.validator_value}",
+            )
+        ]
     if v == "minProperties":
-        return [Diagnostic(doc.file, line, col, where, "a bound needs at least one of min, max, eq")]
+        return [
+            Diagnostic(doc.file, line, col, where, "a bound needs at least one of min, max, eq")
+        ]
     if v == "const":
-        return [Diagnostic(doc.file, line, col, where,
-                           f"must be {err.validator_value!r}, got {err.instance!r}")]  # fmt: skip
+        return [
+            Diagnostic(
+                doc.file, line, col, where, f"must be {err.validator_value!r}, got {err.instance!r}"
+            )
+        ]
     return [Diagnostic(doc.file, line, col, where, err.message)]
 
 
 def _article(t: object) -> str:
-    names = {"object": "a mapping", "array": "a list", "string": "a string",
-             "integer": "an integer", "number": "a number", "boolean": "true or false"}  # fmt: skip
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+    }
     if isinstance(t, list):
-        return " or ".join(names.get(x, x) for x in t)
+        return " or ".join(names.get(str(x), str(x)) for x in t)
     return names.get(str(t), str(t))
 
 
@@ -227,7 +293,7 @@ def _article(t: object) -> str:
 
 def _resolve_ref(ref: str, base: Path) -> tuple[Path, str]:
     if ref.startswith(BUILTIN):
-        name = ref[len(BUILTIN):]
+        name = ref[len(BUILTIN) :]
         return presets_dir() / f"{name}.yml", ref
     target = (base.parent / ref).resolve()
     return target, ref
@@ -255,19 +321,31 @@ def _collect(
         target, label = _resolve_ref(ref, path)
         if ref.startswith(BUILTIN) and not target.is_file():
             names = available_presets()
-            close = difflib.get_close_matches(ref[len(BUILTIN):], names, n=1)
+            close = difflib.get_close_matches(ref[len(BUILTIN) :], names, n=1)
             hint = f"did you mean 'builtin:{close[0]}'? " if close else ""
-            diags.append(Diagnostic(shown, line, col, f"extends[{i}]",
-                                    f"no preset {ref!r}; {hint}presets: "
-                                    f"{', '.join('builtin:' + n for n in names)}"))  # fmt: skip
+            diags.append(
+                Diagnostic(
+                    shown,
+                    line,
+                    col,
+                    f"extends[{i}]",
+                    f"no preset {ref!r}; {hint}presets: {', '.join('builtin:' + n for n in names)}",
+                )
+            )
             continue
         if not target.is_file():
-            diags.append(Diagnostic(shown, line, col, f"extends[{i}]",
-                                    f"{ref!r} not found (looked for {target})"))  # fmt: skip
+            diags.append(
+                Diagnostic(
+                    shown, line, col, f"extends[{i}]", f"{ref!r} not found (looked for {target})"
+                )
+            )
             continue
         if target.resolve() in stack:
-            diags.append(Diagnostic(shown, line, col, f"extends[{i}]",
-                                    f"{ref!r} extends itself through a cycle"))  # fmt: skip
+            diags.append(
+                Diagnostic(
+                    shown, line, col, f"extends[{i}]", f"{ref!r} extends itself through a cycle"
+                )
+            )
             continue
         shown_target = label if ref.startswith(BUILTIN) else str(_display(target))
         chain.extend(_collect(target, shown_target, diags, (*stack, target.resolve())))
@@ -345,36 +423,57 @@ def _semantic(
         elif raw.get("per") == "file" and not spec.per_file:
             alt = f"scenario.{metric}" if registry.lookup(f"scenario.{metric}") else None
             hint = f"; did you mean {alt!r}?" if alt else ""
-            err(("per",), f"`per: file` needs a scenario-scoped count; {metric!r} counts the "
-                f"whole traced process (dynamic loader and start-up included){hint}")  # fmt: skip
+            err(
+                ("per",),
+                f"`per: file` needs a scenario-scoped count; {metric!r} counts the "
+                f"whole traced process (dynamic loader and start-up included){hint}",
+            )
         warn, fail = _bound(raw.get("warn")), _bound(raw.get("fail"))
         mode = raw.get("mode", ENFORCE)
         if warn is None and fail is None and mode != DISABLED:
             err((), "rule has neither `warn` nor `fail` bounds, so it can never trip")
         if warn is not None and fail is not None:
             if warn.min is not None and fail.min is not None and warn.min < fail.min:
-                err(("warn", "min"), f"warn.min ({warn.min:g}) is below fail.min "
-                    f"({fail.min:g}): warn must be the looser bound (warn.min >= fail.min)")  # fmt: skip
+                err(
+                    ("warn", "min"),
+                    f"warn.min ({warn.min:g}) is below fail.min "
+                    f"({fail.min:g}): warn must be the looser bound (warn.min >= fail.min)",
+                )
             if warn.max is not None and fail.max is not None and warn.max > fail.max:
-                err(("warn", "max"), f"warn.max ({warn.max:g}) is above fail.max "
-                    f"({fail.max:g}): warn must be the looser bound (warn.max <= fail.max)")  # fmt: skip
+                err(
+                    ("warn", "max"),
+                    f"warn.max ({warn.max:g}) is above fail.max "
+                    f"({fail.max:g}): warn must be the looser bound (warn.max <= fail.max)",
+                )
             if warn.eq is not None and fail.eq is not None:
                 err(("warn", "eq"), "`eq` in both warn and fail: one of them can never trip")
         for name, b in (("warn", warn), ("fail", fail)):
             if b is not None and b.min is not None and b.max is not None and b.min > b.max:
-                err((name,), f"{name}.min ({b.min:g}) is above {name}.max ({b.max:g}): "
-                    "no value can pass")  # fmt: skip
+                err(
+                    (name,),
+                    f"{name}.min ({b.min:g}) is above {name}.max ({b.max:g}): no value can pass",
+                )
         if raw.get("deduct") is not None:
             if fail is None:
                 err(("deduct",), "`deduct` applies when the rule fails, but it has no `fail` bound")
             if metric == "security.score":
                 err(("deduct",), "a rule on security.score cannot deduct from it")
         line, col = doc.where(base, key=True)
-        rules.append(Rule(
-            id=rid, metric=metric, origin=Origin(doc.file, line, col), per=raw.get("per"),
-            warn=warn, fail=fail, mode=mode, reason=raw.get("reason"), hint=raw.get("hint"),
-            deduct=raw.get("deduct"), aggregate=raw.get("aggregate", "median"),
-        ))  # fmt: skip
+        rules.append(
+            Rule(
+                id=rid,
+                metric=metric,
+                origin=Origin(doc.file, line, col),
+                per=raw.get("per"),
+                warn=warn,
+                fail=fail,
+                mode=mode,
+                reason=raw.get("reason"),
+                hint=raw.get("hint"),
+                deduct=raw.get("deduct"),
+                aggregate=raw.get("aggregate", "median"),
+            )
+        )
 
     scenario = None
     if "scenario" in merged:
@@ -387,16 +486,28 @@ def _scenario(raw: dict[str, Any], top: Located, diags: list[Diagnostic]) -> Sce
     command = raw.get("command")
     if command is None:
         line, col = top.where(("scenario",))
-        diags.append(Diagnostic(top.file, line, col, "scenario.command",
-                                "a scenario needs `command` (the traced command, with {src} "
-                                "and {dst})"))  # fmt: skip
+        diags.append(
+            Diagnostic(
+                top.file,
+                line,
+                col,
+                "scenario.command",
+                "a scenario needs `command` (the traced command, with {src} and {dst})",
+            )
+        )
     else:
         for m in _PLACEHOLDER.finditer(command):
             if m.group(1) not in ("src", "dst"):
                 line, col = top.where(("scenario", "command"))
-                diags.append(Diagnostic(top.file, line, col, "scenario.command",
-                                        f"unknown placeholder {{{m.group(1)}}}; use {{src}} "
-                                        "or {dst}"))  # fmt: skip
+                diags.append(
+                    Diagnostic(
+                        top.file,
+                        line,
+                        col,
+                        "scenario.command",
+                        f"unknown placeholder {{{m.group(1)}}}; use {{src}} or {{dst}}",
+                    )
+                )
     fx = raw.get("fixture", {})
     d = Fixture()
     fixture = Fixture(
@@ -428,8 +539,15 @@ def _unexpected(raw: dict[str, Any], top: Located, diags: list[Diagnostic]) -> U
                 line, col = top.where(("unexpected", key, i))
                 close = difflib.get_close_matches(name, list(syscall_table.CATEGORY), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                diags.append(Diagnostic(top.file, line, col, f"unexpected.{key}[{i}]",
-                                        f"unknown syscall {name!r}{hint}"))  # fmt: skip
+                diags.append(
+                    Diagnostic(
+                        top.file,
+                        line,
+                        col,
+                        f"unexpected.{key}[{i}]",
+                        f"unknown syscall {name!r}{hint}",
+                    )
+                )
     return Unexpected(
         scenario=frozenset(raw["scenario"]) if "scenario" in raw else d.scenario,
         anywhere=frozenset(raw.get("anywhere", [])),

@@ -37,8 +37,11 @@ class Bound:
         return " or ".join(parts)
 
     def to_json(self) -> dict[str, float]:
-        return {k: v for k, v in (("min", self.min), ("max", self.max), ("eq", self.eq))
-                if v is not None}  # fmt: skip
+        return {
+            k: v
+            for k, v in (("min", self.min), ("max", self.max), ("eq", self.eq))
+            if v is not None
+        }
 
 
 def fmt_number(value: float) -> str:

@@ -113,8 +113,10 @@ class _Builder:
                     "YAML would silently keep the last one",
                 )
                 continue
-            self.doc.key_positions[sub] = (key_node.start_mark.line + 1,
-                                           key_node.start_mark.column + 1)  # fmt: skip
+            self.doc.key_positions[sub] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             out[key] = self.build(value_node, sub)
         return out
 
@@ -147,8 +149,11 @@ class _Builder:
                 )
                 return None
             if _OCTAL_LIKE.match(text):
-                self.diag(node, path, f"{text!r} is read by YAML 1.1 as octal; quote it or drop "
-                          "the leading zero")  # fmt: skip
+                self.diag(
+                    node,
+                    path,
+                    f"{text!r} is read by YAML 1.1 as octal; quote it or drop the leading zero",
+                )
                 return None
             try:
                 return int(text.replace("_", ""), 0)
@@ -205,7 +210,7 @@ def load(text: str, file: str) -> tuple[Located, list[Diagnostic]]:
         try:
             node = loader.get_single_node()
         finally:
-            loader.dispose()  # type: ignore[no-untyped-call]
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)

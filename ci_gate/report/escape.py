@@ -51,9 +51,10 @@ def md_code(text: str, limit: int = MAX_SHOWN) -> str:
     return f"{fence}{pad}{shown}{pad}{fence}"
 
 
-# Enough to stop emphasis, code, links and images ('[' and ']' escaped means no
-# '](' can form), tables and strikethrough; '<', '>' and '&' become entities.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+# What could change meaning rather than style: code spans, links and images
+# ('[' and ']' escaped means no '](' can form), table cells; '<', '>' and '&'
+# become entities. Emphasis characters are left alone: at worst they style.
+_MD_SPECIAL = re.compile(r"([\\`\[\]|])")
 
 
 def md_text(text: str, limit: int = 2000) -> str:

@@ -8,6 +8,7 @@ escape.md_code or escape.md_text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +42,9 @@ def num(value: Any) -> str:
 
 
 def _metric(r: dict[str, Any], name: str) -> str:
-    value, _why = value_of(name, r.get("metrics", {}), r.get("unmeasured", {}),
-                           r.get("scope_missing", {}))  # fmt: skip
+    value, _why = value_of(
+        name, r.get("metrics", {}), r.get("unmeasured", {}), r.get("scope_missing", {})
+    )
     return "not measured" if value is None else num(value)
 
 
@@ -69,6 +71,7 @@ def _header(r: dict[str, Any]) -> str:
         title += f" · scenario {md_code(scen['id'])}"
     rows = []
     if scen.get("command"):
+        rows.append(["Target", md_code(scen["command"][0], 200)])
         rows.append(["Command", md_code(" ".join(scen["command"]), 300)])
     if scen.get("fixture_text"):
         rows.append(["Scenario", md_text(scen["fixture_text"])])
@@ -110,35 +113,64 @@ def _header(r: dict[str, Any]) -> str:
 
 
 def _io_uring(r: dict[str, Any]) -> str:
-    m = lambda n: _metric(r, n)  # noqa: E731
+    m = functools.partial(_metric, r)
     uring = r.get("details", {}).get("io_uring", {})
     out = ["### io_uring usage and batching", ""]
-    out.append(_table(["Metric", "Value"], [
-        ["io_uring_setup calls (failed)", f"{m('io_uring.setup.calls')} ({m('io_uring.setup.failed')})"],
-        ["Rings created (SQPOLL)", f"{m('io_uring.rings')} ({m('io_uring.rings.sqpoll')})"],
-        ["io_uring_enter calls", m("io_uring.enter.calls")],
-        ["Submitting calls", m("io_uring.enter.submitting")],
-        ["Wait-only calls", m("io_uring.enter.wait_only")],
-        ["SQEs submitted", m("io_uring.sqes_submitted")],
-        ["Average batch (SQEs per submitting call)", m("io_uring.batch.avg")],
-        ["Largest batch", m("io_uring.batch.max")],
-        ["Single-SQE submissions", m("io_uring.batch.single")],
-        ["Multi-SQE submissions", m("io_uring.batch.multi")],
-    ]))  # fmt: skip
+    out.append(
+        _table(
+            ["Metric", "Value"],
+            [
+                [
+                    "io_uring_setup calls (failed)",
+                    f"{m('io_uring.setup.calls')} ({m('io_uring.setup.failed')})",
+                ],
+                ["Rings created (SQPOLL)", f"{m('io_uring.rings')} ({m('io_uring.rings.sqpoll')})"],
+                ["io_uring_enter calls", m("io_uring.enter.calls")],
+                ["Submitting calls", m("io_uring.enter.submitting")],
+                ["Wait-only calls", m("io_uring.enter.wait_only")],
+                ["SQEs submitted", m("io_uring.sqes_submitted")],
+                ["Average batch (SQEs per submitting call)", m("io_uring.batch.avg")],
+                ["Largest batch", m("io_uring.batch.max")],
+                ["Single-SQE submissions", m("io_uring.batch.single")],
+                ["Multi-SQE submissions", m("io_uring.batch.multi")],
+            ],
+        )
+    )
     hist = uring.get("histogram", {})
     if hist:
-        buckets = [[b[0].replace("size_", "").replace("_plus", "+").replace("_", "-"),
-                    _metric(r, f"io_uring.batch.{b[0]}")] for b in BATCH_BUCKETS]  # fmt: skip
+        buckets = [
+            [
+                b[0].replace("size_", "").replace("_plus", "+").replace("_", "-"),
+                _metric(r, f"io_uring.batch.{b[0]}"),
+            ]
+            for b in BATCH_BUCKETS
+        ]
         exact = ", ".join(f"{k}: {v}" for k, v in hist.items())
-        out += ["", "Batch sizes (SQEs per submitting call):", "",
-                _table(["SQEs", "Calls"], buckets), "", f"Exact: {md_text(exact)}"]  # fmt: skip
+        out += [
+            "",
+            "Batch sizes (SQEs per submitting call):",
+            "",
+            _table(["SQEs", "Calls"], buckets),
+            "",
+            f"Exact: {md_text(exact)}",
+        ]
     rings = uring.get("rings", [])
     if rings:
-        rows = [[str(x["id"]), str(x["pid"]), num(x.get("entries")),
-                 md_code("|".join(x["flags"]) or "none", 200), num(x["enter_calls"]),
-                 num(x["submitting"]), num(x["sqes"])] for x in rings[:50]]  # fmt: skip
-        body = _table(["Ring", "pid", "Entries", "Setup flags", "enter calls", "Submitting",
-                       "SQEs"], rows)  # fmt: skip
+        rows = [
+            [
+                str(x["id"]),
+                str(x["pid"]),
+                num(x.get("entries")),
+                md_code("|".join(x["flags"]) or "none", 200),
+                num(x["enter_calls"]),
+                num(x["submitting"]),
+                num(x["sqes"]),
+            ]
+            for x in rings[:50]
+        ]
+        body = _table(
+            ["Ring", "pid", "Entries", "Setup flags", "enter calls", "Submitting", "SQEs"], rows
+        )
         if len(rings) > 50:
             body += f"\n\n{len(rings) - 50} more ring(s) in results.json."
         out += ["", _details(f"Rings ({len(rings)})", body)]
@@ -155,8 +187,10 @@ def _io_uring_ops(r: dict[str, Any]) -> str:
     ops = {k: v for k, v in r.get("metrics", {}).items() if k.startswith("io_uring.ops.")}
     kernel = r.get("details", {}).get("io_uring_ops")
     if ops and kernel is not None:
-        rows = [[md_code(k.removeprefix("io_uring.ops.")), num(v)]
-                for k, v in sorted(ops.items(), key=lambda kv: -kv[1])]  # fmt: skip
+        rows = [
+            [md_code(k.removeprefix("io_uring.ops.")), num(v)]
+            for k, v in sorted(ops.items(), key=lambda kv: -kv[1])
+        ]
         out.append(_table(["Opcode", "SQEs"], rows))
         for note in kernel.get("notes", []):
             out += ["", md_text(note)]
@@ -175,8 +209,9 @@ def _io_uring_ops(r: dict[str, Any]) -> str:
 def _class_rows(r: dict[str, Any], names: list[str], prefix: str) -> list[list[str]]:
     rows = []
     for name in names:
-        vals = [_metric(r, f"{prefix}{name}.{c}") for c in ("path_based", "fd_based",
-                                                             "dirfd_relative")]  # fmt: skip
+        vals = [
+            _metric(r, f"{prefix}{name}.{c}") for c in ("path_based", "fd_based", "dirfd_relative")
+        ]
         total = _metric(r, f"{'scenario.' if prefix else ''}syscall.{name}.calls")
         rows.append([md_code(name), total, *vals])
     return rows
@@ -195,17 +230,27 @@ def _metadata(r: dict[str, Any]) -> str:
     if r.get("details", {}).get("scenario") is not None:
         names = sorted(scen) or []
         out += ["", "On the scenario's files:", ""]
-        out.append(_table(head, _class_rows(r, names, "scenario.")) if names
-                   else "No path-taking call reached the scenario's files.")  # fmt: skip
+        out.append(
+            _table(head, _class_rows(r, names, "scenario."))
+            if names
+            else "No path-taking call reached the scenario's files."
+        )
         files = r.get("metrics", {}).get("scenario.files")
         statx = r.get("metrics", {}).get("scenario.syscall.statx.calls")
         if files and statx is not None:
-            out += ["", f"statx per file: {num(statx / files)} ({num(statx)} calls / "
-                    f"{num(files)} files)."]  # fmt: skip
+            out += [
+                "",
+                f"statx per file: {num(statx / files)} ({num(statx)} calls / {num(files)} files).",
+            ]
     names = sorted(paths)
     if names:
-        out += ["", _details("Whole process (start-up and libraries included)",
-                             _table(head, _class_rows(r, names, "")))]  # fmt: skip
+        out += [
+            "",
+            _details(
+                "Whole process (start-up and libraries included)",
+                _table(head, _class_rows(r, names, "")),
+            ),
+        ]
     return "\n".join(out)
 
 
@@ -224,8 +269,19 @@ def _per_file(r: dict[str, Any]) -> str:
     if not files:
         out.append("No regular file of the scenario was reached by a system call.")
         return "\n".join(out)
-    interesting = ["statx", "newfstatat", "openat", "read", "write", "pread64", "pwrite64",
-                   "fchmod", "fchown", "utimensat", "close"]  # fmt: skip
+    interesting = [
+        "statx",
+        "newfstatat",
+        "openat",
+        "read",
+        "write",
+        "pread64",
+        "pwrite64",
+        "fchmod",
+        "fchown",
+        "utimensat",
+        "close",
+    ]
     rows = []
     for rel in files[:MAX_PER_FILE_ROWS]:
         for root in ("src", "dst"):
@@ -234,21 +290,24 @@ def _per_file(r: dict[str, Any]) -> str:
             other = sum(v for k, v in calls.items() if k not in interesting)
             if other:
                 shown.append(f"other {other}")
-            rows.append([md_code(rel), root, str(sum(calls.values())),
-                         md_text(", ".join(shown)) or "none"])  # fmt: skip
+            rows.append(
+                [md_code(rel), root, str(sum(calls.values())), md_text(", ".join(shown)) or "none"]
+            )
     body = _table(["File", "Tree", "Calls", "By syscall"], rows)
     if len(files) > MAX_PER_FILE_ROWS:
         body += f"\n\n{len(files) - MAX_PER_FILE_ROWS} more file(s) in results.json."
     note = ""
     if r.get("metrics", {}).get("io_uring.rings"):
-        note = ("\n\nCalls submitted through io_uring are not in these counts unless opcode "
-                "data was collected (see io_uring operations).")  # fmt: skip
+        note = (
+            "\n\nCalls submitted through io_uring are not in these counts unless opcode "
+            "data was collected (see io_uring operations)."
+        )
     summary = f"{len(files)} file(s) of the fixture, source and destination"
     return "\n".join(out) + "\n" + _details(summary, body) + note
 
 
 def _file_ops(r: dict[str, Any]) -> str:
-    m = lambda n: _metric(r, n)  # noqa: E731
+    m = functools.partial(_metric, r)
     rows = [
         ["openat calls (whole process)", m("syscall.openat.calls")],
         ["Opens of scenario files", m("scenario.opens.user_files")],
@@ -266,15 +325,24 @@ def _file_ops(r: dict[str, Any]) -> str:
 def _preservation(r: dict[str, Any]) -> str:
     rows = []
     for op, calls in PRESERVE_OPS.items():
-        rows.append([f"{op} ({md_text('/'.join(calls))})",
-                     *[_metric(r, f"scenario.preserve.{op}.{k}") for k in PRESERVE_KINDS]])  # fmt: skip
-    out = ["### Metadata preservation", "",
-           "Calls that set metadata on the destination tree, by what they changed:", "",
-           _table(["Operation", "Files", "Directories", "Symlinks"], rows)]  # fmt: skip
+        rows.append(
+            [
+                f"{op} ({md_text('/'.join(calls))})",
+                *[_metric(r, f"scenario.preserve.{op}.{k}") for k in PRESERVE_KINDS],
+            ]
+        )
+    out = [
+        "### Metadata preservation",
+        "",
+        "Calls that set metadata on the destination tree, by what they changed:",
+        "",
+        _table(["Operation", "Files", "Directories", "Symlinks"], rows),
+    ]
     rows2 = []
     for name in ("utimensat", "fchmodat", "fchownat"):
-        vals = [_metric(r, f"scenario.{name}.{c}") for c in ("path_based", "fd_based",
-                                                             "dirfd_relative")]  # fmt: skip
+        vals = [
+            _metric(r, f"scenario.{name}.{c}") for c in ("path_based", "fd_based", "dirfd_relative")
+        ]
         rows2.append([md_code(name), *vals])
     out += ["", _table(["Call", "Path-based", "FD-based", "Dirfd-relative"], rows2)]
     return "\n".join(out)
@@ -283,8 +351,7 @@ def _preservation(r: dict[str, Any]) -> str:
 def _mkdir(r: dict[str, Any]) -> str:
     rows = [[md_code("mkdir"), _metric(r, "scenario.syscall.mkdir.calls"), "path-based"]]
     for c in ("path_based", "dirfd_relative"):
-        rows.append([md_code("mkdirat"), _metric(r, f"scenario.mkdirat.{c}"),
-                     c.replace("_", "-")])  # fmt: skip
+        rows.append([md_code("mkdirat"), _metric(r, f"scenario.mkdirat.{c}"), c.replace("_", "-")])
     rows.append(["**Total**", _metric(r, "scenario.dirs_created"), ""])
     return "### Directory creation\n\n" + _table(["Call", "Count", "Resolution"], rows)
 
@@ -305,11 +372,19 @@ def _traversal(r: dict[str, Any]) -> str:
     roots = scen.get("roots", {})
     rows = [[f"{md_text(label)}: {md_code(path, 120)}"] for label, path in roots.items()]
     out = ["### Directory traversal", "", _table(["Roots"], rows), ""]
-    out.append(_table(["Metric", "Value"], [
-        ["getdents64/getdents on source directories", _metric(r, "scenario.traversal.getdents")],
-        ["Directory opens (scenario)", _metric(r, "scenario.opens.directories")],
-        ["Directories in the fixture", _metric(r, "scenario.dirs")],
-    ]))  # fmt: skip
+    out.append(
+        _table(
+            ["Metric", "Value"],
+            [
+                [
+                    "getdents64/getdents on source directories",
+                    _metric(r, "scenario.traversal.getdents"),
+                ],
+                ["Directory opens (scenario)", _metric(r, "scenario.opens.directories")],
+                ["Directories in the fixture", _metric(r, "scenario.dirs")],
+            ],
+        )
+    )
     return "\n".join(out)
 
 
@@ -319,17 +394,34 @@ def _unexpected(r: dict[str, Any]) -> str:
     if not rows:
         out.append("None found.")
         return "\n".join(out)
-    out.append(_table(["Syscall", "Calls", "Where", "Why it matters"],
-                      [[md_code(x["syscall"]), num(x["calls"]), md_text(x["scope"]),
-                        md_text(x["why"])] for x in rows]))  # fmt: skip
+    out.append(
+        _table(
+            ["Syscall", "Calls", "Where", "Why it matters"],
+            [
+                [md_code(x["syscall"]), num(x["calls"]), md_text(x["scope"]), md_text(x["why"])]
+                for x in rows
+            ],
+        )
+    )
     return "\n".join(out)
 
 
 def _inventory(r: dict[str, Any]) -> str:
     inv = r.get("details", {}).get("inventory", [])
-    rows = [[md_code(x["syscall"]), num(x["calls"]), num(x["errors"]),
-             num(x.get("unreturned", 0)), md_text(x["category"])]
-            for x in inv[:MAX_INVENTORY_ROWS]]  # fmt: skip
+    rows = []
+    for x in inv[:MAX_INVENTORY_ROWS]:
+        category = md_text(x["category"])
+        if x.get("probably"):
+            category += f" (number of {md_code(x['probably'])}, newer than this strace)"
+        rows.append(
+            [
+                md_code(x["syscall"]),
+                num(x["calls"]),
+                num(x["errors"]),
+                num(x.get("unreturned", 0)),
+                category,
+            ]
+        )
     body = _table(["Syscall", "Calls", "Errors", "Never returned", "Category"], rows)
     if len(inv) > MAX_INVENTORY_ROWS:
         body += f"\n\n{len(inv) - MAX_INVENTORY_ROWS} more in results.json."
@@ -341,10 +433,17 @@ def _inventory(r: dict[str, Any]) -> str:
         extra.append(f"{num(parse['split_calls'])} printed split by strace and joined")
     if check is not None:
         bad = [x for x in check if not x["match"]]
-        extra.append("every returned-call count matches strace's own summary" if not bad
-                     else f"{len(bad)} count(s) differ from strace's own summary")  # fmt: skip
-    return ("### Full syscall inventory\n\n" + md_text("; ".join(extra)) + ".\n\n"
-            + _details("Every syscall seen", body))  # fmt: skip
+        extra.append(
+            "every returned-call count matches strace's own summary"
+            if not bad
+            else f"{len(bad)} count(s) differ from strace's own summary"
+        )
+    return (
+        "### Full syscall inventory\n\n"
+        + md_text("; ".join(extra))
+        + ".\n\n"
+        + _details("Every syscall seen", body)
+    )
 
 
 def _security(r: dict[str, Any]) -> str:
@@ -354,9 +453,16 @@ def _security(r: dict[str, Any]) -> str:
     out.append(f"Score: **{num(score)}/100** = 100 - the deductions of failing rules.")
     deductions = sec.get("deductions", [])
     if deductions:
-        out += ["", _table(["Rule", "Points", "Reason"],
-                           [[md_code(d["rule"]), f"-{num(d['points'])}", md_text(d["reason"])]
-                            for d in deductions])]  # fmt: skip
+        out += [
+            "",
+            _table(
+                ["Rule", "Points", "Reason"],
+                [
+                    [md_code(d["rule"]), f"-{num(d['points'])}", md_text(d["reason"])]
+                    for d in deductions
+                ],
+            ),
+        ]
     else:
         out += ["", "No deduction: no rule with `deduct` failed."]
     return "\n".join(out)
@@ -450,10 +556,15 @@ def render(
         body = "\n\n".join(md for _, md in ps)
         tail = footer
         if dropped:
-            where = (f"[the full report]({full_report_url})" if full_report_url
-                     else "the full report (report.md in the run's artifact)")  # fmt: skip
-            tail = (f"{dropped} section(s) left out to fit GitHub's size limit; see {where}."
-                    f"\n\n{footer}")  # fmt: skip
+            where = (
+                f"[the full report]({full_report_url})"
+                if full_report_url
+                else "the full report (report.md in the run's artifact)"
+            )
+            tail = (
+                f"{dropped} section(s) left out to fit GitHub's size limit; see {where}."
+                f"\n\n{footer}"
+            )
         return f"{prefix}{body}\n\n{tail}\n"
 
     text = join(parts, 0)

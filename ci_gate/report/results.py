@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -62,7 +63,7 @@ def build(
     return {
         "schema": SCHEMA,
         "tool": {"name": "syscall-gate", "version": ci_gate.__version__},
-        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "generated_at": _now().strftime("%Y-%m-%d %H:%M:%S UTC"),
         "status": status,
         "exit_code": exit_code(status),
         "problems": problems,
@@ -84,6 +85,14 @@ def build(
         "scope_missing": dict(measurement.scope_missing) if measurement else {},
         "details": measurement.details if measurement else {},
     }
+
+
+def _now() -> dt.datetime:
+    # SOURCE_DATE_EPOCH makes reports reproducible (golden tests, archived runs).
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
+    return dt.datetime.now(dt.UTC)
 
 
 def _problem(p: Problem) -> dict[str, Any]:
@@ -109,10 +118,8 @@ def write_atomic(path: Path, text: str) -> None:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

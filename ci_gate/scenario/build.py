@@ -13,8 +13,14 @@ def build(command: str, *, cwd: Path, env: dict[str, str], log: Path, timeout: f
     """Run `command` with /bin/sh -c (the documented exception: it is the user's shell
     command, run as written). Returns the elapsed seconds; raises MeasureError with
     the tail of the build log when it fails or runs past the deadline."""
-    done = process.run(["/bin/sh", "-c", command], cwd=cwd, env=env, stdout=log,
-                       stderr=log.with_suffix(".stderr"), timeout=timeout)  # fmt: skip
+    done = process.run(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=log.with_suffix(".stderr"),
+        timeout=timeout,
+    )
     # One log, in the order a user expects: stdout then stderr.
     err_part = log.with_suffix(".stderr")
     if err_part.exists():

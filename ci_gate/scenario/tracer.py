@@ -90,8 +90,17 @@ def trace(
     full = [strace, *STRACE_FLAGS, *extra_flags, "-o", str(trace_file), "--", *argv]
     done = process.run(full, cwd=cwd, env=env, stdout=stdout, stderr=stderr, timeout=timeout)
     messages = strace_messages(stderr)
-    run = TraceRun(full, trace_file, stdout, stderr, done.returncode, done.timed_out,
-                   done.elapsed, done.killed, messages)  # fmt: skip
+    run = TraceRun(
+        full,
+        trace_file,
+        stdout,
+        stderr,
+        done.returncode,
+        done.timed_out,
+        done.elapsed,
+        done.killed,
+        messages,
+    )
     _raise_if_not_started(run, argv, cwd)
     return run
 
@@ -164,7 +173,12 @@ def target_environment(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     # The traced command never sees the gate's credentials.
-    for key in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN",
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN"):  # fmt: skip
+    for key in (
+        "GITHUB_TOKEN",
+        "INPUT_GITHUB-TOKEN",
+        "INPUT_GITHUB_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ):
         env.pop(key, None)
     return env

@@ -24,8 +24,8 @@ class Call:
         "name",
         "pid",
         "ret",
-        "retval",
         "returned",
+        "retval",
         "split",
         "ts",
     )

@@ -38,8 +38,12 @@ _LINE = re.compile(
     (?:\[\s*\d+\]\s+)?
     (?:\[\s*[0-9a-f?]+\]\s+)?
     (?:
-        (""" + _NAME + r""")\((.*)
-      | <\.\.\.\s(""" + _NAME + r""")\sresumed>(.*)
+        ("""
+    + _NAME
+    + r""")\((.*)
+      | <\.\.\.\s("""
+    + _NAME
+    + r""")\sresumed>(.*)
       | ((?:---|\+\+\+)\s.*)
     )$
     """,
@@ -115,13 +119,12 @@ class TraceParser:
         pending = self._pending
         match = _LINE.match
         lineno = 0
-        for lineno, raw in enumerate(lines, 1):  # noqa: B007 - lineno is used after the loop
+        for lineno, raw in enumerate(lines, 1):
             line = raw[:-1] if raw.endswith("\n") else raw
             if not line:
                 continue
-            if self._in_summary is not None:
-                if self._summary_line(line):
-                    continue
+            if self._in_summary is not None and self._summary_line(line):
+                continue
             if "strace: " in line:
                 line = _STRACE_MSG.sub("", line)
                 if not line.strip():
@@ -207,9 +210,17 @@ class TraceParser:
                     if parsed[0] is None and parsed[1] is None:
                         self._count_unreturned(name)
                     return Call(
-                        pid, name, text[:close], ret, parsed[0], parsed[1], lineno,
-                        split=split, ts=ts, duration=duration,
-                    )  # fmt: skip
+                        pid,
+                        name,
+                        text[:close],
+                        ret,
+                        parsed[0],
+                        parsed[1],
+                        lineno,
+                        split=split,
+                        ts=ts,
+                        duration=duration,
+                    )
         return self._complete_slow(pid, name, text, lineno, ts, split, duration)
 
     def _complete_slow(
@@ -237,9 +248,17 @@ class TraceParser:
         if parsed[0] is None and parsed[1] is None:
             self._count_unreturned(name)
         return Call(
-            pid, name, text[:close], ret, parsed[0], parsed[1], lineno,
-            split=split, ts=ts, duration=duration,
-        )  # fmt: skip
+            pid,
+            name,
+            text[:close],
+            ret,
+            parsed[0],
+            parsed[1],
+            lineno,
+            split=split,
+            ts=ts,
+            duration=duration,
+        )
 
     def _unreturned(
         self, pid: int, name: str, args: str, lineno: int, ts: str | None, split: bool

@@ -81,9 +81,7 @@ def events(parts: list[TracePart], parser: TraceParser | None = None) -> Iterato
             yield from parser.parse(stream, source="<stdin>")
             continue
         with open(part.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
-            yield from parser.parse(
-                f, default_pid=part.pid or 0, source=os.fspath(part.path)
-            )
+            yield from parser.parse(f, default_pid=part.pid or 0, source=os.fspath(part.path))
     yield from parser.finish()
 
 
