@@ -10,7 +10,7 @@ from typing import Any
 
 import ci_gate
 from ci_gate.errors import EXIT_ERROR, EXIT_PASS, EXIT_USAGE, GateError, PolicyError
-from ci_gate.report.escape import log_safe, printable
+from ci_gate.report.escape import StopCommands, log_safe, printable
 
 
 def _log(msg: str) -> None:
@@ -46,8 +46,15 @@ def _summary_lines(res: dict[str, Any]) -> list[str]:
 
 def _finish(outcome: Any) -> int:
     res = outcome.results
+    # The summary quotes the target's stderr and file names from the trace: in
+    # Actions, stop-commands makes the runner ignore any command they contain.
+    guard = StopCommands() if os.environ.get("GITHUB_ACTIONS") == "true" else None
+    if guard is not None:
+        print(guard.start())
     for line in _summary_lines(res):
-        print(log_safe(printable(line, 4000).replace("\\n", "\n")), flush=True)
+        print(log_safe(printable(line, 4000)), flush=True)
+    if guard is not None:
+        print(guard.end(), flush=True)
     if outcome.report is not None:
         print(f"report: {outcome.report}")
         print(f"results: {outcome.results_path}")

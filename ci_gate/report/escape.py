@@ -33,7 +33,9 @@ def printable(text: str, limit: int = MAX_SHOWN) -> str:
     """Control, bidi and invalid characters shown as escapes; long text shortened."""
     out = _INVISIBLE.sub(lambda m: _visible(m.group()), text)
     if len(out) > limit:
-        out = out[: limit - 1] + "…"
+        # Keep both ends: a long path's start says where, its end says which file.
+        head = (limit - 1) // 3
+        out = out[:head] + "…" + out[len(out) - (limit - 1 - head) :]
     return out
 
 
@@ -76,10 +78,19 @@ def md_fence(text: str, info: str = "") -> str:
 
 
 def log_safe(text: str) -> str:
-    """Text for the job log: no line can start a workflow command (::error:: etc.)."""
-    return "\n".join(
-        ("  " + line if line.lstrip().startswith("::") else line) for line in text.split("\n")
-    )
+    """Text for the job log that the runner cannot read as a workflow command.
+
+    The runner trims leading whitespace and then looks for '::' (and, in the
+    legacy form, '##[' anywhere). A zero-width space is not whitespace to it,
+    so prefixing one keeps the line readable and inert.
+    """
+    out = []
+    for line in text.split("\n"):
+        line = line.replace("##[", "##\u200b[")
+        if line.lstrip().startswith("::"):
+            line = "\u200b" + line
+        out.append(line)
+    return "\n".join(out)
 
 
 class StopCommands:
