@@ -8,6 +8,7 @@ what was measured, and the status says ERROR with the cause.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -86,11 +87,25 @@ def measure(
     return collector.result(parser.stats)
 
 
-def write_outputs(out_dir: Path, res: dict[str, Any]) -> tuple[Path, Path]:
+def write_outputs(out_dir: Path, res: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    """Write results.json and report.md; on failure (disk full) the run becomes ERROR and
+    the caller still has the results in memory to print."""
     report_path = out_dir / "report.md"
     results_path = out_dir / "results.json"
-    results.write_atomic(results_path, results.dumps(res))
-    results.write_atomic(report_path, markdown.render(res))
+    try:
+        results.write_atomic(results_path, results.dumps(res))
+        results.write_atomic(report_path, markdown.render(res))
+    except OSError as exc:
+        res["problems"].append(
+            problem(
+                "report-unwritable",
+                f"could not write the report to {out_dir}: {exc.strerror or exc}; "
+                "the summary below is all that was kept",
+            )
+        )
+        res["status"] = "ERROR"
+        res["exit_code"] = results.exit_code("ERROR")
+        return None, None
     return report_path, results_path
 
 
@@ -109,6 +124,31 @@ def prepare_out_dir(out_dir: Path) -> None:
 
 
 # -- run ------------------------------------------------------------------------------------
+
+
+def _strace_problems(tr: tracer.TraceRun) -> list[dict[str, Any]]:
+    """strace kept running but could not write its trace: say why the trace is short."""
+    try:
+        fs = os.statvfs(tr.trace.parent)
+        full = fs.f_bavail * fs.f_frsize < 64 * 1024
+    except OSError:
+        full = False
+    # strace's own complaint may be lost too: its stderr file is on the same disk.
+    messages = tr.strace_messages or (
+        ["the output directory's file system is full"] if full else []
+    )
+    for msg in messages:
+        if full or "No space left on device" in msg or "Disk quota exceeded" in msg:
+            return [
+                problem(
+                    "disk-full",
+                    f"the disk filled up while strace was writing {tr.trace}: the trace is "
+                    "incomplete, so its counts cannot be trusted; free space or choose another "
+                    "--out",
+                    msg,
+                )
+            ]
+    return []
 
 
 def _target_problems(tr: tracer.TraceRun, timeout: float) -> list[dict[str, Any]]:
@@ -220,6 +260,7 @@ def run(
             say(f"tracing: {' '.join(argv)}")
             tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env, timeout=scen.timeout)
             timing["trace"] = tr.elapsed
+            problems += _strace_problems(tr)
             problems += _target_problems(tr, scen.timeout)
             if scen.verify == "tree-equal" and not tr.timed_out:
                 diffs = tree_differences(src, dst)

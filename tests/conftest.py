@@ -13,3 +13,22 @@ def copier() -> Path:
     subprocess.run(["make", "-s", "-C", str(REPO / "examples" / "uring-copy")], check=True)
     assert COPIER.is_file()
     return COPIER
+
+
+def _compile(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("programs") / name
+    src = REPO / "tests" / "programs" / f"{name}.c"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out), str(src)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def deny_syscalls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deny-syscalls ERRNO NAMES PROGRAM...: run PROGRAM with syscalls refused by seccomp."""
+    return _compile("deny-syscalls", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def crasher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """crasher: touches its arguments' first path, then dies of SIGSEGV."""
+    return _compile("crasher", tmp_path_factory)

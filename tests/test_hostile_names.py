@@ -21,7 +21,7 @@ from helpers import gate
 HOSTILE = [
     "with space.txt",
     "new\nline.txt",
-    'quote"s\'.txt',
+    "quote\"s'.txt",
     "back`tick``s.txt",
     "pipe|cell|break.txt",
     "<lt>gt&amp.txt",

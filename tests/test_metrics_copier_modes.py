@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import COPIER, REPO, Tree, copier_expectations, gate
+from helpers import COPIER, Tree, copier_expectations, gate
 
 MiB = 1 << 20
 TREE = Tree(files=3, file_size=MiB, dirs=2, symlinks=True)
@@ -140,14 +139,11 @@ def test_dynamic_loader_is_not_scenario_work(tmp_path: Path, copier: Path) -> No
 
 @pytest.mark.parametrize("errno", ["EPERM", "ENOSYS"])
 def test_blocked_io_uring_is_an_error_not_a_regression(
-    tmp_path: Path, copier: Path, errno: str
+    tmp_path: Path, copier: Path, deny_syscalls: Path, errno: str
 ) -> None:
-    deny = tmp_path / "deny-uring"
-    subprocess.run(
-        ["gcc", "-O2", "-o", str(deny), str(REPO / "tests/programs/deny-uring.c")], check=True
-    )
     rules = "  batching: {metric: io_uring.batch.avg, fail: {min: 2}}\n"
-    res = run_mode(tmp_path, "", rules=rules, command=f"{deny} {errno} {COPIER} {{src}} {{dst}}")
+    command = f"{deny_syscalls} {errno} io_uring {COPIER} {{src}} {{dst}}"
+    res = run_mode(tmp_path, "", rules=rules, command=command)
     assert res["status"] == "ERROR" and res["_proc"].returncode == 3
     blocked = [p for p in res["problems"] if p["code"] == "io_uring-blocked"]
     assert blocked and errno in blocked[0]["message"]

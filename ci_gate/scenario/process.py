@@ -49,6 +49,16 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
+def _direct_children(pid: int) -> list[int]:
+    """Children of a single-threaded process: one small read, not a /proc scan."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        # Kernels without CONFIG_PROC_CHILDREN: fall back to the full scan.
+        return _children_map().get(pid, [])
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -118,6 +128,31 @@ class Finished:
     killed: int  # processes killed after the deadline or left behind
 
 
+def _kill_all_but(keep: int, spare: frozenset[int]) -> int:
+    """SIGKILL every descendant of ours except `keep` itself (its descendants included)."""
+    hit = 0
+    me = os.getpid()
+    for _ in range(50):
+        kids = _children_map()
+        stack = [p for p in kids.get(me, []) if p not in spare]
+        alive = []
+        while stack:
+            p = stack.pop()
+            stack.extend(kids.get(p, []))
+            if p != keep and _alive(p):
+                alive.append(p)
+        if not alive:
+            break
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+                hit += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    return hit
+
+
 def run(
     argv: list[str],
     *,
@@ -126,11 +161,22 @@ def run(
     stdout: Path,
     stderr: Path,
     timeout: float,
+    tracer: bool = False,
+    grace: float = 2.0,
 ) -> Finished:
-    """Run argv to completion or deadline; kill whatever it left behind either way."""
+    """Run argv to completion or deadline; kill whatever it left behind either way.
+
+    With tracer=True, argv is a tracer (strace) whose one child is the target:
+    strace -f waits for every traced process, so a daemon the target left
+    running would hold the run until the deadline. Once the target itself has
+    exited, what is still alive after `grace` seconds is killed, strace then
+    finishes its trace, and the count of killed processes is reported.
+    """
     become_subreaper()
     spare = children()
     start = time.monotonic()
+    deadline = start + timeout
+    leftovers = 0
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen(
             argv,
@@ -142,18 +188,42 @@ def run(
             start_new_session=True,
         )
         timed_out = False
+        seen_target = False
+        target_gone: float | None = None
+        rc: int | None = None
         try:
-            rc: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            rc = None
-            kill_tree(proc.pid, spare)
-            proc.wait()
+            while True:
+                try:
+                    rc = proc.wait(timeout=0.1 if tracer else max(0.0, deadline - start))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if now >= deadline:
+                    timed_out = True
+                    kill_tree(proc.pid, spare)
+                    proc.wait()
+                    rc = None
+                    break
+                if not tracer or target_gone == float("inf"):
+                    continue
+                # The target is the tracer's only child (other tracees keep their
+                # real parents). A fast target may be gone before we first look,
+                # hence the second condition.
+                if any(_alive(k) for k in _direct_children(proc.pid)):
+                    seen_target = True
+                    target_gone = None
+                elif seen_target or now - start > grace:
+                    if target_gone is None:
+                        target_gone = now
+                    elif now - target_gone >= grace:
+                        leftovers += _kill_all_but(proc.pid, spare)
+                        target_gone = float("inf")
         except BaseException:
             kill_tree(proc.pid, spare)
             proc.wait()
             raise
     elapsed = time.monotonic() - start
     # Daemons the target double-forked outlive it; they are part of the run.
-    leftovers = kill_tree(None, spare)
+    leftovers += kill_tree(None, spare)
     return Finished(rc, timed_out, elapsed, leftovers)

@@ -88,7 +88,9 @@ def trace(
     if trace_file.exists():
         trace_file.unlink()
     full = [strace, *STRACE_FLAGS, *extra_flags, "-o", str(trace_file), "--", *argv]
-    done = process.run(full, cwd=cwd, env=env, stdout=stdout, stderr=stderr, timeout=timeout)
+    done = process.run(
+        full, cwd=cwd, env=env, stdout=stdout, stderr=stderr, timeout=timeout, tracer=True
+    )
     messages = strace_messages(stderr)
     run = TraceRun(
         full,
@@ -140,10 +142,13 @@ def _raise_if_not_started(run: TraceRun, argv: list[str], cwd: Path) -> None:
             "it, and is scenario.command relative to the working directory?",
             text,
         )
-    if not traced_anything and ("Permission denied" in text or "exec" in text):
+    exec_failed = next((m for m in run.strace_messages if m.startswith("strace: exec: ")), None)
+    if exec_failed is not None:
+        # strace forked, but the target's execve failed (-1 EACCES, ENOEXEC, ...).
         raise MeasureError(
             "target-not-executable",
-            f"the target {argv[0]!r} could not be executed: {text or 'permission denied'}",
+            f"the target {argv[0]!r} could not be executed ({exec_failed.split(': ', 2)[-1]}); "
+            "is it a built program with its execute bit set?",
             text,
         )
     if not traced_anything:

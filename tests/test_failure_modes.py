@@ -1,0 +1,235 @@
+"""Every way a run can fail to measure: a clear ERROR (exit 3), the cause named, and
+whatever was measured kept. Each case uses real processes and real strace."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from helpers import COPIER, REPO, gate
+
+
+def write_policy(tmp_path: Path, command: str, *, timeout: str = "60s", extra: str = "") -> Path:
+    # Only the copier makes a copy; other targets are judged on running, not on verify.
+    verify = "tree-equal" if str(COPIER) in command else "none"
+    p = tmp_path / "policy.yml"
+    p.write_text(
+        textwrap.dedent(f"""\
+            version: 1
+            scenario:
+              command: {command}
+              fixture: {{files: 2, file_size: 64KiB, dirs: 1}}
+              timeout: {timeout}
+              verify: {verify}
+            """)
+        + extra
+    )
+    return p
+
+
+def run(tmp_path: Path, pol: Path, *args: str, env: dict[str, str] | None = None):
+    out = tmp_path / "out"
+    proc = gate("run", "--policy", str(pol), "--out", str(out), *args, env=env)
+    res_file = out / "results.json"
+    res = json.loads(res_file.read_text()) if res_file.exists() else None
+    return proc, res
+
+
+def codes(res: dict) -> list[str]:
+    return [p["code"] for p in res["problems"]]
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline.replace(b"\0", b" "):
+            found.append(int(pid))
+    return found
+
+
+def test_strace_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    pol = write_policy(tmp_path, "true {src} {dst}")
+    proc, res = run(tmp_path, pol, env=dict(os.environ, PATH=str(empty)))
+    assert proc.returncode == 3
+    assert codes(res) == ["strace-missing"]
+    assert "apt-get install -y strace" in res["problems"][0]["message"]
+
+
+def test_ptrace_refused(tmp_path: Path, deny_syscalls: Path, copier: Path) -> None:
+    # The gate itself runs in a sandbox whose seccomp filter refuses ptrace.
+    pol = write_policy(tmp_path, f"{COPIER} {{src}} {{dst}}")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(deny_syscalls), "EPERM", "ptrace", sys.executable, "-m", "ci_gate", "run",
+         "--policy", str(pol), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert codes(res) == ["ptrace-denied"]
+    assert "SYS_PTRACE" in res["problems"][0]["message"]
+
+
+def test_target_not_executable(tmp_path: Path) -> None:
+    target = tmp_path / "not-exec"
+    target.write_text("#!/bin/sh\necho hi\n")
+    target.chmod(0o644)
+    proc, res = run(tmp_path, write_policy(tmp_path, f"{target} {{src}} {{dst}}"))
+    assert proc.returncode == 3
+    assert codes(res) == ["target-not-executable"]
+
+
+def test_target_crash_keeps_what_was_measured(tmp_path: Path, crasher: Path) -> None:
+    proc, res = run(tmp_path, write_policy(tmp_path, f"{crasher} {{src}} {{dst}}"))
+    assert proc.returncode == 3
+    assert "target-crashed" in codes(res)
+    assert "SIGSEGV" in res["problems"][codes(res).index("target-crashed")]["message"]
+    # The stat of the source before the crash was traced and counted.
+    m = res["metrics"]
+    stats = m.get("scenario.syscall.stat.calls", 0) + m.get("scenario.syscall.newfstatat.calls", 0)
+    assert stats == 1
+    assert (tmp_path / "out" / "report.md").exists()
+
+
+def test_hang_past_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
+    # The target double-forks a daemon into its own session, then hangs.
+    cmd = "sh -c '(setsid sleep 913 &); sleep 914' {src}"
+    proc, res = run(tmp_path, write_policy(tmp_path, cmd, timeout="2s"))
+    assert proc.returncode == 3
+    assert "target-timeout" in codes(res)
+    assert "2s timeout" in res["problems"][0]["message"]
+    assert processes_with("sleep 913") == []
+    assert processes_with("sleep 914") == []
+    # What was traced before the deadline is still analysed.
+    assert res["metrics"]["syscall.execve.calls"] >= 2
+
+
+def test_daemon_left_behind_is_killed_and_reported(tmp_path: Path) -> None:
+    cmd = "sh -c '(setsid sleep 917 &); true' {src}"
+    proc, res = run(tmp_path, write_policy(tmp_path, cmd))
+    assert "target-leftovers" in codes(res)
+    assert processes_with("sleep 917") == []
+    assert proc.returncode == 0  # a warning: the run itself measured fine
+
+
+def test_no_shell_for_the_scenario_command(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    pol = write_policy(tmp_path, f"/bin/echo $(touch {marker}) ; touch {marker}2 {{src}}")
+    proc, _ = run(tmp_path, pol)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists() and not Path(f"{marker}2").exists()
+    stdout = (tmp_path / "out" / "target.stdout").read_text()
+    assert stdout.startswith(f"$(touch {marker}) ; touch {marker}2 ")
+
+
+def test_token_never_reaches_the_target_or_the_outputs(tmp_path: Path) -> None:
+    token = "ghs_" + "S3cr3tT0k3n" * 3
+    pol = write_policy(tmp_path, "env")
+    env = dict(os.environ, GITHUB_TOKEN=token, **{"INPUT_GITHUB-TOKEN": token})
+    proc, _ = run(tmp_path, pol, env=env)
+    assert proc.returncode == 0, proc.stderr
+    for f in (tmp_path / "out").iterdir():
+        assert token not in f.read_text(errors="replace"), f.name
+    assert token not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        ("", "trace-empty"),
+        ("hello world\nthis is not strace\n", "not-strace"),
+        ('123 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3\n123 read(3, "roo', "trace-truncated"),
+    ],
+)
+def test_bad_traces(tmp_path: Path, content: str, code: str) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text(content)
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 3
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert code in codes(res)
+    if code == "not-strace":
+        assert "line 1" in res["problems"][0]["message"]
+
+
+def test_trace_over_the_size_cap(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text('1 openat(AT_FDCWD, "/x", O_RDONLY) = 3\n' * 100)
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"), "--max-trace-bytes", "1000")
+    assert proc.returncode == 3
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert codes(res) == ["trace-too-large"]
+    assert "--max-trace-bytes" in res["problems"][0]["message"]
+
+
+@contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_output_directory_not_writable(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
+        pol = write_policy(tmp_path, "true {src}")
+        proc = gate("run", "--policy", str(pol), "--out", str(ro / "out"))
+    assert proc.returncode == 3
+    assert "out-dir-unwritable" in proc.stderr and "--out" in proc.stderr
+
+
+def test_disk_full_while_writing_the_trace(tmp_path: Path, copier: Path) -> None:
+    with tmpfs(tmp_path / "small", "size=8k") as small:
+        pol = write_policy(tmp_path, f"{COPIER} {{src}} {{dst}}")
+        proc = gate("run", "--policy", str(pol), "--out", str(small / "out"))
+    assert proc.returncode == 3
+    assert "disk filled up" in proc.stdout
+    assert "report-unwritable" in proc.stdout or "could not write the report" in proc.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_cleans_up_and_reports(tmp_path: Path, sig: signal.Signals) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    marker = f"sleep {900 + int(sig)}"
+    pol = write_policy(tmp_path, f"sh -c '{marker}' {{src}}")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ci_gate", "run", "--policy", str(pol), "--out", str(out),
+         "--scratch", str(scratch)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(marker), "the target never started"
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + int(sig)
+    res = json.loads((out / "results.json").read_text())
+    assert "interrupted" in codes(res)
+    assert res["status"] == "ERROR"
+    assert processes_with(marker) == []
+    assert list(scratch.iterdir()) == []  # the fixture is gone
+    assert shutil.which("strace")
