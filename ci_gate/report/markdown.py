@@ -571,7 +571,8 @@ def render(
         return join([(k, _summary_at_most(r, n) if k == "summary" else md) for k, md in kept],
                     dropped)  # fmt: skip
 
-    lo, hi = 0, len(r.get("rules", []))
+    # A table row takes more than 20 characters: no need to try more rows than that allows.
+    lo, hi = 0, min(len(r.get("rules", [])), max_chars // 20)
     while lo < hi:  # the largest row count that fits
         mid = (lo + hi + 1) // 2
         if size(with_rows(mid)) <= max_chars:
