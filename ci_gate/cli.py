@@ -63,6 +63,31 @@ def _finish(outcome: Any) -> int:
     return int(res["exit_code"])
 
 
+def _publish_options(args: argparse.Namespace) -> Any:
+    from ci_gate.publish import gate
+
+    return gate.options_from(args.comment, args.delete_on_pass, args.conclusion_map,
+                             args.comment_author, args.report_url)  # fmt: skip
+
+
+def _warning_log() -> Any:
+    from ci_gate.publish.workflow_commands import WarningLog
+
+    return WarningLog(lambda line: print(line, flush=True))
+
+
+def _after(args: argparse.Namespace, outcome: Any) -> int:
+    """Print the verdict, then publish (which never changes the exit code)."""
+    code = _finish(outcome)
+    if outcome.interrupted is None and outcome.results_path is not None:
+        from ci_gate.publish import gate
+
+        gate.after_run(outcome.results, outcome.results_path, mode=args.publish,
+                       options=_publish_options(args), environ=os.environ,
+                       out=_warning_log())  # fmt: skip
+    return code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ci_gate import pipeline
 
@@ -75,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         scratch=Path(args.scratch) if args.scratch else None,
         log=_log,
     )
-    return _finish(outcome)
+    return _after(args, outcome)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -90,7 +115,36 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         max_trace_bytes=args.max_trace_bytes,
         scenario_from=Path(args.scenario) if args.scenario else None,
     )
-    return _finish(outcome)
+    return _after(args, outcome)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from ci_gate.publish import gate
+
+    return gate.publish_command(
+        results=Path(args.results) if args.results else None,
+        artifact=Path(args.from_artifact) if args.from_artifact else None,
+        options=_publish_options(args),
+        environ=os.environ,
+        out=_warning_log(),
+    )
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from ci_gate.pipeline import prepare_out_dir, write_outputs
+    from ci_gate.report import merge
+
+    inputs = [merge.load(Path(p)) for p in args.inputs]
+    merged = merge.merge(inputs, merged_id=args.id, sources=args.inputs)
+    out = Path(args.out)
+    prepare_out_dir(out)
+    report, results_path = write_outputs(out, merged)
+    print(f"status: {merged['status']} (worst of {len(inputs)} scenarios)")
+    for res in inputs:
+        print(f"  {log_safe(printable(merge.scenario_id(res)))}: {res['status']}")
+    print(f"report: {report}")
+    print(f"results: {results_path}")
+    return EXIT_PASS
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -130,6 +184,48 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _arg(check: Any) -> Any:
+    """An argparse ``type`` from a checker that raises ValueError."""
+
+    def convert(text: str) -> Any:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return convert
+
+
+def _add_run_publish_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--publish", choices=["auto", "always", "never"], default="auto",
+                        help="publish on GitHub at the end: auto = when GITHUB_ACTIONS=true "
+                        "(default); never = only the step summary. Never changes the exit "
+                        "code")  # fmt: skip
+    _add_publish_options(parser)
+
+
+def _add_publish_options(parser: argparse.ArgumentParser) -> None:
+    from ci_gate.publish import gate
+
+    g = parser.add_argument_group("publishing on GitHub")
+    g.add_argument("--comment", choices=["always", "on-failure", "never"], default="always",
+                   help="post the sticky PR comment always (default), only when the gate does "
+                   "not pass, or never")  # fmt: skip
+    g.add_argument("--delete-on-pass", action="store_true",
+                   help="with --comment on-failure: delete the comment once the gate "
+                   "passes")  # fmt: skip
+    g.add_argument("--conclusion-map", type=_arg(gate.parse_conclusion_map),
+                   metavar="STATUS=CONCLUSION,...",
+                   help="override check conclusions, e.g. WARN=success,ERROR=neutral "
+                   "(default PASS=success, WARN=neutral, FAIL=failure, ERROR=failure)")  # fmt: skip
+    g.add_argument("--comment-author", type=_arg(gate.check_login), metavar="LOGIN",
+                   help="the login the token comments as when GET /user is refused "
+                   "(default github-actions[bot]; '<app-slug>[bot]' for an app token)")  # fmt: skip
+    g.add_argument("--report-url", type=_arg(gate.check_report_url), metavar="URL",
+                   help="where the full report is, linked when a body is cut to GitHub's "
+                   "size limits (default: the run's page)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="syscall-gate",
@@ -156,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-build", action="store_true", help="skip scenario.build")
     r.add_argument("--keep-fixture", action="store_true", help="keep the temporary fixture")
     r.add_argument("--scratch", help="parent directory for the temporary fixture")
+    _add_run_publish_options(r)
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("analyze", help="judge an existing strace log")
@@ -187,7 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=16 * 1024**3,
         help="refuse traces larger than this (default: 16 GiB)",
     )
+    _add_run_publish_options(a)
     a.set_defaults(func=cmd_analyze)
+
+    pub = sub.add_parser("publish", help="post a results.json on GitHub: step summary, sticky "
+                         "PR comment, check run")  # fmt: skip
+    src = pub.add_mutually_exclusive_group(required=True)
+    src.add_argument("--results", metavar="PATH", help="results.json (or its directory)")
+    src.add_argument("--from-artifact", metavar="DIR",
+                     help="two-stage mode, in a workflow_run job: the downloaded artifact of "
+                     "the pull_request run (untrusted; checked against the PR's head)")  # fmt: skip
+    _add_publish_options(pub)
+    pub.set_defaults(func=cmd_publish)
+
+    m = sub.add_parser("merge", help="combine several results.json (one per scenario or matrix "
+                       "job) into one results.json and report.md",
+                       description="Exit 0 once merged (2 on bad input): the verdict is in "
+                       "the merged results, for `publish` to post.")  # fmt: skip
+    m.add_argument("inputs", nargs="+", metavar="DIR", help="a results.json or its directory")
+    m.add_argument("--out", required=True, help="output directory")
+    m.add_argument("--id", default="merged",
+                   help="id of the merged result, used in the comment marker "
+                   "(default: merged)")  # fmt: skip
+    m.set_defaults(func=cmd_merge)
 
     v = sub.add_parser("validate-policy", help="check policy files; exit 2 on any error")
     v.add_argument("files", nargs="+")

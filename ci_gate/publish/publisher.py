@@ -169,8 +169,8 @@ def _permission_warning(denied: Mapping[str, bool], ctx: GitHubContext) -> str:
             " This run is for a pull request from a fork, whose token is read-only whatever "
             "`permissions:` says: use the two-stage pattern — measure on `pull_request` and "
             "upload the report as an artifact, then post it from a separate workflow "
-            "triggered by `workflow_run` (which has a write token), after checking the PR's "
-            "current head with verify_pr_head()."
+            "triggered by `workflow_run` (which has a write token) with `syscall-gate publish "
+            "--from-artifact`, which checks the PR's current head first."
         )
     return msg
 

@@ -43,6 +43,11 @@ class CommentMode(StrEnum):
     NEVER = "never"
 
 
+def is_login(text: str) -> bool:
+    """A plausible GitHub login (``name`` or ``app-slug[bot]``)."""
+    return bool(_LOGIN.match(text))
+
+
 def encode_scenario_id(scenario_id: str) -> str:
     """The id as it appears in the marker: every character outside ``[A-Za-z0-9._-]`` is
     percent-encoded (UTF-8), and so is the second ``-`` of any ``--``, so the result can

@@ -480,25 +480,46 @@ def _recommendations(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _summary(r: dict[str, Any]) -> str:
-    rows = []
-    for x in r.get("rules", []):
-        metric = md_code(x["metric"]) + (" per file" if x.get("per") == "file" else "")
-        status = STATUS_WORDS.get(x["status"], x["status"])
-        if x.get("mode") == "advisory":
-            status += " (advisory)"
-        value = num(x["value"]) if x["value"] is not None else "not measured"
-        # Thresholds are built from numbers by the policy stage: nothing to escape.
-        rows.append([md_code(x["id"]), metric, value, x["threshold"], status])
+_RANK = {"ERROR": 0, "FAIL": 1, "WARN": 2}
+
+
+def _shown_rules(rules: list[dict[str, Any]], max_rows: int | None) -> list[dict[str, Any]]:
+    """All rules in policy order, or, when they must be cut, the worst first."""
+    if max_rows is None or max_rows >= len(rules):
+        return rules
+    return sorted(rules, key=lambda x: _RANK.get(x["status"], 3))[: max(max_rows, 0)]
+
+
+def _rule_row(x: dict[str, Any]) -> list[str]:
+    metric = md_code(x["metric"]) + (" per file" if x.get("per") == "file" else "")
+    status = STATUS_WORDS.get(x["status"], x["status"])
+    if x.get("mode") == "advisory":
+        status += " (advisory)"
+    value = num(x["value"]) if x["value"] is not None else "not measured"
+    # Thresholds are built from numbers by the policy stage: nothing to escape.
+    return [md_code(x["id"]), metric, value, x["threshold"], status]
+
+
+def _summary(r: dict[str, Any], max_rows: int | None = None) -> str:
+    rules = r.get("rules", [])
+    shown = _shown_rules(rules, max_rows)
     out = ["### Summary", ""]
-    if rows:
-        out.append(_table(["Rule", "Metric", "Value", "Threshold", "Status"], rows))
+    if shown:
+        out.append(_table(["Rule", "Metric", "Value", "Threshold", "Status"],
+                          [_rule_row(x) for x in shown]))  # fmt: skip
     else:
         out.append("The policy has no rules.")
-    errs = [x for x in r.get("rules", []) if x["status"] == "ERROR"]
-    for x in errs:
-        out.append(f"\n{md_code(x['id'])}: {md_text(x['message'])}")
+    out += _rows_left_out(len(rules) - len(shown))
+    for x in shown:
+        if x["status"] == "ERROR":
+            out.append(f"\n{md_code(x['id'])}: {md_text(x['message'])}")
     return "\n".join(out)
+
+
+def _rows_left_out(n: int) -> list[str]:
+    if n <= 0:
+        return []
+    return ["", f"{n} more rule(s) left out to fit GitHub's size limit; see the full report."]
 
 
 SECTIONS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
@@ -523,7 +544,70 @@ KEEP = ("header", "summary")
 
 
 def sections(r: dict[str, Any]) -> list[Section]:
+    if is_merged(r):
+        return _merged_sections(r)
     return [(key, fn(r)) for key, fn in SECTIONS]
+
+
+# -- merged results (one report for several scenarios) -------------------------------------------
+
+
+def is_merged(r: dict[str, Any]) -> bool:
+    return isinstance(r.get("scenarios"), list)
+
+
+def _merged_header(r: dict[str, Any]) -> str:
+    status = r.get("status", "ERROR")
+    scenarios = r["scenarios"]
+    out = [f"## syscall-gate: {STATUS_WORDS.get(status, status)} · {len(scenarios)} scenarios",
+           ""]  # fmt: skip
+    rows = []
+    for s in scenarios:
+        counts = s.get("summary", {})
+        tally = ", ".join(f"{counts[k]} {k}" for k in ("PASS", "WARN", "FAIL", "ERROR")
+                          if counts.get(k))  # fmt: skip
+        st = s.get("status", "ERROR")
+        rows.append([md_code(s["scenario"]["id"]), STATUS_WORDS.get(st, st), tally or "none"])
+    out.append(_table(["Scenario", "Status", "Rules"], rows))
+    problems = r.get("problems", [])
+    if problems:
+        out.append("")
+        for p in problems:
+            label = "ERROR" if p.get("severity") == "error" else "Warning"
+            where = md_code(p["scenario"]) + " " if p.get("scenario") else ""
+            out.append(f"> **{label}** {where}({md_code(p.get('code', ''))}): "
+                       f"{md_text(p['message'])}")  # fmt: skip
+            out.append(">")
+        out.pop()
+    return "\n".join(out)
+
+
+def _merged_summary(r: dict[str, Any], max_rows: int | None = None) -> str:
+    rules = r.get("rules", [])
+    shown = _shown_rules(rules, max_rows)
+    out = ["### Summary", ""]
+    if shown:
+        out.append(_table(["Scenario", "Rule", "Metric", "Value", "Threshold", "Status"],
+                          [[md_code(x["scenario"]), *_rule_row(x)] for x in shown]))  # fmt: skip
+    else:
+        out.append("No scenario has rules.")
+    out += _rows_left_out(len(rules) - len(shown))
+    for x in shown:
+        if x["status"] == "ERROR":
+            out.append(f"\n{md_code(x['scenario'])} {md_code(x['id'])}: {md_text(x['message'])}")
+    return "\n".join(out)
+
+
+def _merged_sections(r: dict[str, Any]) -> list[Section]:
+    out: list[Section] = [("header", _merged_header(r)), ("summary", _merged_summary(r))]
+    for i, s in enumerate(r["scenarios"]):
+        # The merged table above already holds each scenario's summary rows.
+        out += [(f"{i}:{key}", md) for key, md in sections(s) if key != "summary"]
+    return out
+
+
+def _summary_at_most(r: dict[str, Any], max_rows: int) -> str:
+    return _merged_summary(r, max_rows) if is_merged(r) else _summary(r, max_rows)
 
 
 def _footer(r: dict[str, Any]) -> str:
@@ -539,36 +623,42 @@ def _footer(r: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def utf8_size(text: str) -> int:
+    """Size in UTF-8 bytes (GitHub counts check-run summaries and step summaries in bytes)."""
+    return len(text.encode("utf-8", errors="replace"))
+
+
 def render(
     r: dict[str, Any],
     *,
     max_chars: int | None = None,
     full_report_url: str | None = None,
     marker: str | None = None,
+    size: Callable[[str], int] = len,
 ) -> str:
     """The report; with max_chars, sections are dropped from the bottom (never the header
-    or the summary table) until it fits, and a link to the full report is added."""
+    or the summary table) until it fits, and a link to the full report is added.
+
+    ``max_chars`` is measured by ``size`` (characters by default; pass :func:`utf8_size` for
+    a budget in bytes). When even the header and the summary table are too long, the table
+    keeps its worst rows; as a last resort the text is cut.
+    """
     parts = sections(r)
     footer = _footer(r)
     prefix = f"{marker}\n" if marker else ""
+    where = (f"[the full report]({full_report_url})" if full_report_url
+             else "the full report (report.md in the run's artifact)")  # fmt: skip
 
     def join(ps: list[Section], dropped: int) -> str:
         body = "\n\n".join(md for _, md in ps)
         tail = footer
         if dropped:
-            where = (
-                f"[the full report]({full_report_url})"
-                if full_report_url
-                else "the full report (report.md in the run's artifact)"
-            )
-            tail = (
-                f"{dropped} section(s) left out to fit GitHub's size limit; see {where}."
-                f"\n\n{footer}"
-            )
+            tail = (f"{dropped} section(s) left out to fit GitHub's size limit; see {where}."
+                    f"\n\n{footer}")  # fmt: skip
         return f"{prefix}{body}\n\n{tail}\n"
 
     text = join(parts, 0)
-    if max_chars is None or len(text) <= max_chars:
+    if max_chars is None or size(text) <= max_chars:
         return text
     kept = list(parts)
     dropped = 0
@@ -578,8 +668,33 @@ def render(
         kept = [p for p in kept if p[0] != key]
         dropped += 1
         text = join(kept, dropped)
-        if len(text) <= max_chars:
+        if size(text) <= max_chars:
             return text
-    # Even header + summary are too long (thousands of rules): cut hard.
-    cut = max_chars - 200
-    return text[:cut] + "\n\n(report cut to fit GitHub's size limit)\n"
+    # Header + summary are still too long (thousands of rules): keep the worst rows that fit.
+    dropped = max(dropped, 1)
+
+    def with_rows(n: int) -> str:
+        return join([(k, _summary_at_most(r, n) if k == "summary" else md) for k, md in kept],
+                    dropped)  # fmt: skip
+
+    # A table row takes more than 20 characters: no need to try more rows than that allows.
+    lo, hi = 0, min(len(r.get("rules", [])), max_chars // 20)
+    while lo < hi:  # the largest row count that fits
+        mid = (lo + hi + 1) // 2
+        if size(with_rows(mid)) <= max_chars:
+            lo = mid
+        else:
+            hi = mid - 1
+    text = with_rows(lo)
+    if size(text) <= max_chars:
+        return text
+    # Not even the header fits (a huge problem message): cut hard.
+    note = f"\n\n(report cut to fit GitHub's size limit; see {where})\n"
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size(text[:mid]) + size(note) <= max_chars:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + note

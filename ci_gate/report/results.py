@@ -126,3 +126,32 @@ def write_atomic(path: Path, text: str) -> None:
 def dumps(results: dict[str, Any]) -> str:
     # ASCII escapes keep the file valid UTF-8 even for names that were not.
     return json.dumps(results, indent=2, ensure_ascii=True) + "\n"
+
+
+def github_block(
+    *,
+    repository: str,
+    event_name: str,
+    run_id: str,
+    head_sha: str,
+    pr_number: int | None,
+) -> dict[str, Any]:
+    """The ``github`` entry of results.json: where a run in GitHub Actions measured, so a
+    later ``publish --from-artifact`` (two-stage mode) knows which PR and commit it belongs to.
+
+    It holds no secret. Whoever reads it back must treat it as untrusted: the measuring job
+    ran the pull request's code.
+    """
+    return {
+        "repository": repository,
+        "event_name": event_name,
+        "run_id": run_id,
+        "head_sha": head_sha,
+        "pr_number": pr_number,
+    }
+
+
+def attach_github(results_path: Path, res: dict[str, Any], block: dict[str, Any]) -> None:
+    """Add the ``github`` block to ``res`` and rewrite results.json with it."""
+    res["github"] = block
+    write_atomic(results_path, dumps(res))
