@@ -74,6 +74,8 @@ def test_hostile_names_stay_inert(tmp_path: Path) -> None:
         stripped = line.lstrip()
         if stripped.startswith("::stop-commands::") or re.fullmatch(r"::[0-9a-f]{32}::", stripped):
             continue
+        if re.fullmatch(r"::warning title=syscall-gate::[^\r\n]*", line):
+            continue  # ours, its message escaped for the runner
         assert not stripped.startswith("::"), line
         assert "##[" not in line, line
 
