@@ -124,6 +124,8 @@ class Measurement:
     details: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Every repeat's value of each metric, when the scenario ran more than once.
+    samples: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _cls_counter() -> dict[str, int]:
