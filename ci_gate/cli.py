@@ -21,7 +21,9 @@ def _summary_lines(res: dict[str, Any]) -> list[str]:
     from ci_gate.report.markdown import num
 
     counts = res.get("summary", {})
-    tally = ", ".join(f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s))
+    tally = ", ".join(
+        f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s)
+    )
     lines = [f"status: {res['status']}" + (f" ({tally})" if tally else "")]
     for p in res.get("problems", []):
         label = "ERROR" if p["severity"] == "error" else "warning"
@@ -95,9 +97,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(d, file=sys.stderr)
             worst = EXIT_USAGE
             continue
-        enforced = len(policy.enforced)
-        print(f"{path}: valid ({len(policy.rules)} rules, {enforced} enforced; "
-              f"digest {policy.digest[:19]})")  # fmt: skip
+        for w in policy.warnings:
+            print(w, file=sys.stderr)
+        extends = f", extends {', '.join(policy.sources[:-1])}" if len(policy.sources) > 1 else ""
+        print(f"{path}: valid ({len(policy.rules)} rules, {len(policy.enforced)} enforced"
+              f"{extends}; digest {policy.digest})")  # fmt: skip
     return worst
 
 
