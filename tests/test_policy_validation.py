@@ -620,3 +620,15 @@ def test_no_enforced_rule_is_a_warning(tmp_path: Path) -> None:
         f"{bare}:1:1: warning: rules: no rule is enforced: the report shows the metrics, but the "
         "gate can never fail on them"
     ]
+
+
+def test_errors_inside_a_rule_with_an_invalid_id_are_all_reported(tmp_path: Path) -> None:
+    text = "version: 1\nrules:\n  -r: {metric: 5, fail: {maxx: 1}}\n"
+    # `-r` at 3; the mapping at 7, `metric`'s value at 16, `maxx` at 26.
+    assert problems(tmp_path, text) == [
+        "3:3: error: rules.-r: invalid id '-r': use letters, digits, '_', '.', '-', starting "
+        "with a letter or digit, at most 64",
+        "3:16: error: rules.-r.metric: expected a string, got the integer 5",
+        "3:26: error: rules.-r.fail.maxx: unknown key 'maxx'; did you mean 'max'? valid keys: "
+        "eq, max, min",
+    ]

@@ -217,11 +217,16 @@ def _check_version(doc: Located, ctx: _Ctx) -> bool:
     return True
 
 
-def _set(root: Any, path: Path_, value: Any) -> None:
+def _parent(root: Any, path: Path_) -> Any:
+    """The container holding `path`'s value, or None when a step is gone or not a container."""
     node = root
     for part in path[:-1]:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            return None
         node = node[part]
-    node[path[-1]] = value
+    return node if isinstance(node, dict | list) else None
 
 
 def _schema_pass(doc: Located, ctx: _Ctx) -> None:
@@ -247,17 +252,18 @@ def _schema_pass(doc: Located, ctx: _Ctx) -> None:
         ctx.add(doc, path, _explain(err, path))
         poisoned.append(path)
     for path, meant in removals:
-        parent = doc.value
-        for part in path[:-1]:
-            parent = parent[part]
-        parent.pop(path[-1], None)
-        if meant is not None:
-            # A misspelt key stands for the key it resembles, with a value already
-            # reported: `comand:` must not also give "a scenario needs `command`".
-            parent.setdefault(meant, INVALID)
-    for path in poisoned:
-        if path:
-            _set(doc.value, path, INVALID)
+        parent = _parent(doc.value, path)
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+            if meant is not None:
+                # A misspelt key stands for the key it resembles, with a value already
+                # reported: `comand:` must not also give "a scenario needs `command`".
+                parent.setdefault(meant, INVALID)
+    # Deepest first: a value inside one that is about to become INVALID is still reachable.
+    for path in sorted(poisoned, key=len, reverse=True):
+        parent = _parent(doc.value, path) if path else None
+        if parent is not None:
+            parent[path[-1]] = INVALID
 
 
 _ID_FORM = "use letters, digits, '_', '.', '-', starting with a letter or digit, at most 64"
