@@ -142,8 +142,7 @@ class _Ctx:
 
     def sorted(self) -> list[Diagnostic]:
         """File by file in reading order, then by position; each problem once."""
-        seen: set[Diagnostic] = set()
-        unique = [d for d in self.diags if not (d in seen or seen.add(d))]  # type: ignore[func-returns-value]
+        unique = dict.fromkeys(self.diags)  # a file extended twice reports its problems once
         return sorted(unique, key=lambda d: (self.order.get(d.file, 1 << 30), d.line, d.col))
 
 
