@@ -159,11 +159,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(d, file=sys.stderr)
             worst = EXIT_USAGE
             continue
-        enforced = len(policy.enforced)
-        print(
-            f"{path}: valid ({len(policy.rules)} rules, {enforced} enforced; "
-            f"digest {policy.digest[:19]})"
-        )
+        for w in policy.warnings:
+            print(w, file=sys.stderr)
+        extends = f", extends {', '.join(policy.sources[:-1])}" if len(policy.sources) > 1 else ""
+        print(f"{path}: valid ({len(policy.rules)} rules, {len(policy.enforced)} enforced"
+              f"{extends}; digest {policy.digest})")  # fmt: skip
     return worst
 
 

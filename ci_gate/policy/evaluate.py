@@ -7,7 +7,7 @@ from typing import Any
 
 from ci_gate.metrics.collector import Measurement, Problem
 from ci_gate.metrics.values import value_of
-from ci_gate.policy.model import ADVISORY, DISABLED, ENFORCE, Rule
+from ci_gate.policy.model import ADVISORY, DISABLED, ENFORCE, Rule, fmt_number
 
 PASS, WARN, FAIL, ERROR = "PASS", "WARN", "FAIL", "ERROR"
 SKIPPED = "SKIPPED"
@@ -75,7 +75,7 @@ def _judge(rule: Rule, m: Measurement) -> RuleResult:
 class Verdict:
     status: str
     results: list[RuleResult]
-    score: float
+    score: float | None  # None when a rule that deducts could not be judged
     deductions: list[dict[str, Any]]
     no_enforced_rule: bool
 
@@ -84,12 +84,26 @@ def evaluate(rules: tuple[Rule, ...] | list[Rule], m: Measurement) -> Verdict:
     """Judge every rule; security.score rules last, since failures feed the score."""
     first = [r for r in rules if r.metric != "security.score"]
     results = [_judge(r, m) for r in first]
-    failed = [res.rule for res in results if res.status == FAIL and res.rule.deduct]
     deductions: list[dict[str, Any]] = [
-        {"rule": r.id, "points": r.deduct, "reason": r.reason or ""} for r in failed
+        {"rule": res.rule.id, "points": res.rule.deduct, "reason": res.rule.reason or ""}
+        for res in results
+        if res.status == FAIL and res.rule.deduct
     ]
-    score = max(0.0, 100.0 - sum(r.deduct or 0.0 for r in failed))
-    m.values["security.score"] = score
+    known = max(0.0, 100.0 - sum(float(d["points"]) for d in deductions))
+    score: float | None = known
+    unknown = [res.rule for res in results if res.status == ERROR and res.rule.deduct]
+    if unknown:
+        # A rule that could not be judged might have failed: the score is not known,
+        # and a rule on it must be ERROR rather than pass on a score that is too high.
+        score = None
+        m.values.pop("security.score", None)
+        m.unmeasured["security.score"] = (
+            "the score depends on "
+            + ", ".join(f"rule {r.id!r} (deduct {fmt_number(r.deduct or 0)})" for r in unknown)
+            + ", which could not be judged"
+        )
+    else:
+        m.values["security.score"] = known
     results += [_judge(r, m) for r in rules if r.metric == "security.score"]
     order = {r.id: i for i, r in enumerate(rules)}
     results.sort(key=lambda res: order[res.rule.id])

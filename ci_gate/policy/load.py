@@ -1,7 +1,9 @@
 """Read a policy file: YAML with positions, JSON Schema, extends, then a semantic pass.
 
-Every problem is collected and reported as FILE:LINE:COL: error: PATH: message;
-the first one never hides the rest.
+Every problem is collected and reported as FILE:LINE:COL: error: PATH: message,
+in the file that holds it (an extended file's problem points into that file).
+The first problem never hides the rest: a value found wrong is replaced by
+INVALID, later checks skip it, and everything else is still checked.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ import difflib
 import hashlib
 import importlib.resources
 import json
+import os
 import re
-from functools import cache
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
 from ci_gate.errors import Diagnostic, PolicyError
 from ci_gate.metrics import registry, syscall_table
 from ci_gate.metrics.collector import Unexpected
+from ci_gate.policy import schema as policy_schema
 from ci_gate.policy.model import (
     DISABLED,
     ENFORCE,
@@ -29,12 +34,22 @@ from ci_gate.policy.model import (
     Policy,
     Rule,
     Scenario,
+    fmt_number,
 )
-from ci_gate.policy.yaml_source import Located, Path_, dotted, load
+from ci_gate.policy.yaml_source import (
+    INVALID,
+    MAX_POLICY_BYTES,
+    Located,
+    Path_,
+    dotted,
+    load,
+)
 
 SUPPORTED_VERSION = 1
 BUILTIN = "builtin:"
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+MAX_FILES = 32  # files in one policy's extends graph
+_PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # `{}` (find -exec) is no typo
 _UNITS = {
     "B": 1,
     "KB": 1000,
@@ -47,11 +62,9 @@ _UNITS = {
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
-@cache
 def schema() -> dict[str, Any]:
-    text = importlib.resources.files("ci_gate.policy").joinpath("policy-v1.schema.json")
-    loaded: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return loaded
+    """The JSON Schema the loader validates with (metric names left to the semantic pass)."""
+    return policy_schema.for_validation()
 
 
 def presets_dir() -> Path:
@@ -63,18 +76,21 @@ def presets_dir() -> Path:
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob("*.yml"))
+    """builtin:NAME presets; policies/*-demo.yml are complete example policies, not presets."""
+    return sorted(p.stem for p in presets_dir().glob("*.yml") if not p.stem.endswith("-demo"))
 
 
-def parse_size(value: int | str) -> int:
+def parse_size(value: int | str) -> float:
+    """Bytes; a string carries a unit (the schema has checked its form)."""
     if isinstance(value, int):
-        return value
+        return float(value)
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)", value.strip())
     assert m is not None, value
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def parse_duration(value: float | str) -> float:
+    """Seconds; a string carries a unit (the schema has checked its form)."""
     if isinstance(value, int | float):
         return float(value)
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)", value.strip())
@@ -82,76 +98,207 @@ def parse_duration(value: float | str) -> float:
     return float(m.group(1)) * _SECONDS[m.group(2)]
 
 
-# -- loading one file ---------------------------------------------------------------------
+# -- collecting diagnostics ---------------------------------------------------------------------
 
 
-class _Loaded:
-    def __init__(self, doc: Located, path: Path) -> None:
-        self.doc = doc
-        self.path = path
+@dataclass
+class _Doc:
+    """One file of the extends graph."""
+
+    located: Located
+    path: Path
+
+    @property
+    def value(self) -> dict[str, Any]:
+        v: dict[str, Any] = self.located.value
+        return v
+
+    @property
+    def file(self) -> str:
+        return self.located.file
 
 
-def _read(path: Path, diags: list[Diagnostic], shown: str) -> _Loaded | None:
+@dataclass
+class _Ctx:
+    diags: list[Diagnostic] = field(default_factory=list)
+    order: dict[str, int] = field(default_factory=dict)  # file -> when it was first read
+    files_read: int = 0
+    incomplete: bool = False  # some extended file could not be read: its rules are unknown
+
+    def add(
+        self,
+        doc: Located | str,
+        path: Path_,
+        message: str,
+        *,
+        key: bool = False,
+        line_col: tuple[int, int] | None = None,
+    ) -> None:
+        if isinstance(doc, str):
+            file, (line, col) = doc, line_col or (1, 1)
+        else:
+            file, (line, col) = doc.file, line_col or doc.where(path, key=key)
+        self.diags.append(Diagnostic(file, line, col, dotted(path), message))
+
+    def sorted(self) -> list[Diagnostic]:
+        """File by file in reading order, then by position; each problem once."""
+        unique = dict.fromkeys(self.diags)  # a file extended twice reports its problems once
+        return sorted(unique, key=lambda d: (self.order.get(d.file, 1 << 30), d.line, d.col))
+
+
+# -- one file -------------------------------------------------------------------------------------
+
+
+def _read(path: Path, shown: str, ctx: _Ctx) -> Located | None:
+    ctx.order.setdefault(shown, len(ctx.order))
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
-        diags.append(Diagnostic(shown, 1, 1, "", "no such policy file"))
+        ctx.add(shown, (), "no such policy file")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.append(Diagnostic(shown, 1, 1, "", f"cannot read the policy: {exc}"))
+    except OSError as exc:
+        ctx.add(shown, (), f"cannot read the policy: {exc.strerror or exc}")
+        return None
+    if len(data) > MAX_POLICY_BYTES:
+        ctx.add(shown, (), f"the policy is larger than {MAX_POLICY_BYTES} bytes")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        ctx.add(shown, (), "the policy is not UTF-8 text", line_col=(line, col))
         return None
     doc, errors = load(text, shown)
-    diags.extend(errors)
-    if doc.value is None and not errors:
-        diags.append(Diagnostic(shown, 1, 1, "", "the policy is empty"))
+    ctx.diags.extend(errors)
     if doc.value is None:
         return None
     if not isinstance(doc.value, dict):
-        diags.append(Diagnostic(shown, 1, 1, "", "a policy must be a YAML mapping"))
+        ctx.add(doc, (), "a policy must be a YAML mapping (version: 1, rules: ...)")
         return None
-    return _Loaded(doc, path)
+    return doc
 
 
-def _check_version(loaded: _Loaded, diags: list[Diagnostic]) -> bool:
-    doc = loaded.doc
-    version = doc.value.get("version")
+def _check_version(doc: Located, ctx: _Ctx) -> bool:
+    """False when the file is written for another format and nothing else in it can be read."""
     if "version" not in doc.value:
-        diags.append(
-            Diagnostic(
-                doc.file, 1, 1, "version", "missing `version: 1` (this gate reads policy version 1)"
-            )
+        ctx.add(
+            doc.file,
+            ("version",),
+            "missing `version: 1` (the policy format this gate reads); add it as the first line",
+        )
+        return True
+    version = doc.value["version"]
+    if version is INVALID or version == SUPPORTED_VERSION:
+        return True
+    if isinstance(version, int) and not isinstance(version, bool) and version > 1:
+        ctx.add(
+            doc,
+            ("version",),
+            f"policy version {version} is newer than this gate "
+            f"understands (it reads version {SUPPORTED_VERSION}); upgrade syscall-gate: a "
+            "newer action tag, or `pip install -U syscall-gate`",
         )
         return False
-    if version != SUPPORTED_VERSION:
-        line, col = doc.where(("version",))
-        if isinstance(version, int) and version > SUPPORTED_VERSION:
-            msg = (
-                f"policy version {version} is newer than this gate understands (it reads "
-                f"version {SUPPORTED_VERSION}); upgrade syscall-gate (a newer action tag, or "
-                "`pip install -U syscall-gate`)"
-            )
-        else:
-            msg = f"unknown policy version {version!r}; this gate reads `version: 1`"
-        diags.append(Diagnostic(doc.file, line, col, "version", msg))
-        return False
+    if isinstance(version, str) and version.strip() == str(SUPPORTED_VERSION):
+        ctx.add(
+            doc,
+            ("version",),
+            f"write `version: {SUPPORTED_VERSION}`, a number, not the string {version!r}",
+        )
+        return True
+    ctx.add(
+        doc,
+        ("version",),
+        f"unknown policy version {version!r}; this gate reads `version: {SUPPORTED_VERSION}`",
+    )
     return True
 
 
-def _schema_errors(doc: Located) -> list[Diagnostic]:
+def _parent(root: Any, path: Path_) -> Any:
+    """The container holding `path`'s value, or None when a step is gone or not a container."""
+    node = root
+    for part in path[:-1]:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            return None
+        node = node[part]
+    return node if isinstance(node, dict | list) else None
+
+
+def _schema_pass(doc: Located, ctx: _Ctx) -> None:
+    """Report schema errors and mark the values they concern INVALID."""
     validator = jsonschema.Draft202012Validator(schema())
-    out: list[Diagnostic] = []
-    for err in sorted(validator.iter_errors(doc.value), key=lambda e: list(map(str, e.path))):
-        out.extend(_explain(err, doc))
+    errors = list(validator.iter_errors(doc.value))
+    removals: list[tuple[Path_, str | None]] = []
+    poisoned: list[Path_] = []
+    for err in errors:
+        path: Path_ = tuple(err.absolute_path)
+        if err.instance is INVALID or path[:1] == ("version",):
+            continue  # reported by the YAML reader, or by the version check
+        if err.validator == "required":
+            continue  # only `version` is required
+        if err.validator == "additionalProperties":
+            removals += _unknown_keys(err, path, doc, ctx)
+            continue
+        if "propertyNames" in err.absolute_schema_path:
+            key = str(err.instance)
+            ctx.add(doc, (*path, key), f"invalid id {key!r}: {_ID_FORM}", key=True)
+            poisoned.append((*path, key))
+            continue
+        ctx.add(doc, path, _explain(err, path))
+        poisoned.append(path)
+    for path, meant in removals:
+        parent = _parent(doc.value, path)
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+            if meant is not None:
+                # A misspelt key stands for the key it resembles, with a value already
+                # reported: `comand:` must not also give "a scenario needs `command`".
+                parent.setdefault(meant, INVALID)
+    # Deepest first: a value inside one that is about to become INVALID is still reachable.
+    for path in sorted(poisoned, key=len, reverse=True):
+        parent = _parent(doc.value, path) if path else None
+        if parent is not None:
+            parent[path[-1]] = INVALID
+
+
+_ID_FORM = "use letters, digits, '_', '.', '-', starting with a letter or digit, at most 64"
+
+
+def _unknown_keys(
+    err: jsonschema.ValidationError, path: Path_, doc: Located, ctx: _Ctx
+) -> list[tuple[Path_, str | None]]:
+    allowed = sorted(_schema_at(path).get("properties", {}))
+    out: list[tuple[Path_, str | None]] = []
+    instance = cast(dict[str, Any], err.instance)
+    for key in instance:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        ctx.add(
+            doc,
+            (*path, key),
+            f"unknown key {key!r}; {hint}valid keys: {', '.join(allowed)}",
+            key=True,
+        )
+        out.append(((*path, key), close[0] if close else None))
     return out
 
 
 def _schema_at(path: Path_) -> dict[str, Any]:
-    """The subschema describing the value at `path` (for lists of valid keys)."""
+    """The subschema describing the value at `path` (for lists of valid keys, titles)."""
     node: dict[str, Any] = schema()
     defs = node["$defs"]
+
+    def deref(n: dict[str, Any]) -> dict[str, Any]:
+        return defs[n["$ref"].rsplit("/", 1)[-1]] if "$ref" in n else n
+
     for part in path:
-        if "$ref" in node:
-            node = defs[node["$ref"].rsplit("/", 1)[-1]]
+        node = deref(node)
         if isinstance(part, int):
             node = node.get("items", {})
         elif part in node.get("properties", {}):
@@ -160,118 +307,26 @@ def _schema_at(path: Path_) -> dict[str, Any]:
             node = node["additionalProperties"]
         else:
             return {}
-    if "$ref" in node:
-        node = defs[node["$ref"].rsplit("/", 1)[-1]]
-    return node
+    return deref(node)
 
 
-def _explain(err: jsonschema.ValidationError, doc: Located) -> list[Diagnostic]:
-    path: Path_ = tuple(err.absolute_path)
-    line, col = doc.where(path)
-    where = dotted(path)
-    v = err.validator
-    if v == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = sorted(_schema_at(path).get("properties", {}))
-        out = []
-        for key in err.instance:
-            if key in allowed:
-                continue
-            kline, kcol = doc.where((*path, key), key=True)
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            out.append(
-                Diagnostic(
-                    doc.file,
-                    kline,
-                    kcol,
-                    dotted((*path, key)),
-                    f"unknown key {key!r}; {hint}valid keys: {', '.join(allowed)}",
-                )
-            )
-        return out
-    if v == "required":
-        return [Diagnostic(doc.file, line, col, where, err.message.replace("property", "key"))]
-    if v == "enum":
-        enum_values: Any = err.validator_value
-        choices = [str(c) for c in enum_values]
-        close = difflib.get_close_matches(str(err.instance), choices, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return [
-            Diagnostic(
-                doc.file,
-                line,
-                col,
-                where,
-                f"{err.instance!r} is not valid{hint}; expected one of: {', '.join(choices)}",
-            )
-        ]
-    if v == "type":
-        expected = err.validator_value
-        got = type(err.instance).__name__ if err.instance is not None else "nothing"
-        return [
-            Diagnostic(
-                doc.file,
-                line,
-                col,
-                where,
-                f"expected {_article(expected)}, got {got} {err.instance!r}",
-            )
-        ]
-    if v == "oneOf":
-        desc = _schema_at(path).get("description", "a valid value")
-        return [
-            Diagnostic(
-                doc.file, line, col, where, f"{err.instance!r} is not valid here; expected {desc}"
-            )
-        ]
-    if v == "propertyNames" or (v == "pattern" and err.parent is not None):
-        key = err.instance
-        kline, kcol = doc.where((*path, key), key=True) if isinstance(key, str) else (line, col)
-        return [
-            Diagnostic(
-                doc.file,
-                kline,
-                kcol,
-                dotted((*path, str(key))),
-                f"invalid id {key!r}: use letters, digits, '_', '.', '-' "
-                "(starting with a letter or digit, at most 64)",
-            )
-        ]
-    if v == "pattern":
-        return [
-            Diagnostic(
-                doc.file,
-                line,
-                col,
-                where,
-                f"{err.instance!r} does not match the expected form "
-                f"({_schema_at(path).get('description', err.validator_value)})",
-            )
-        ]
-    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[
-            str(v)
-        ]
-        return [
-            Diagnostic(
-                doc.file,
-                line,
-                col,
-                where,
-                f"{err.instance!r} is out of range: must be {op} {err.validator_value}",
-            )
-        ]
-    if v == "minProperties":
-        return [
-            Diagnostic(doc.file, line, col, where, "a bound needs at least one of min, max, eq")
-        ]
-    if v == "const":
-        return [
-            Diagnostic(
-                doc.file, line, col, where, f"must be {err.validator_value!r}, got {err.instance!r}"
-            )
-        ]
-    return [Diagnostic(doc.file, line, col, where, err.message)]
+def describe(value: Any) -> str:
+    """A value as an error message names it."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {fmt_number(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
 
 
 def _article(t: object) -> str:
@@ -288,240 +343,394 @@ def _article(t: object) -> str:
     return names.get(str(t), str(t))
 
 
-# -- extends and merging ------------------------------------------------------------------------
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:].rstrip(".")
 
 
-def _resolve_ref(ref: str, base: Path) -> tuple[Path, str]:
-    if ref.startswith(BUILTIN):
-        name = ref[len(BUILTIN) :]
-        return presets_dir() / f"{name}.yml", ref
-    target = (base.parent / ref).resolve()
-    return target, ref
+def _explain(err: jsonschema.ValidationError, path: Path_) -> str:
+    v, value = err.validator, cast(Any, err.instance)
+    if v == "type":
+        msg = f"expected {_article(err.validator_value)}, got {describe(value)}"
+        if isinstance(value, str) and err.validator_value in ("number", "integer"):
+            try:
+                float(value)
+            except ValueError:
+                return msg
+            if "e" in value.lower():
+                msg += " (YAML 1.1 reads an exponent as a number only in the form 1.0e+3)"
+            else:
+                msg += " (write numbers without quotes)"
+        return msg
+    if v == "enum":
+        choices = [str(c) for c in cast(list[Any], err.validator_value)]
+        close = difflib.get_close_matches(str(value), choices, n=1) if value is not None else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{describe(value)} is not allowed here{hint}; expected one of: {', '.join(choices)}"
+    if v == "oneOf" or (v == "pattern" and path[-1:] != ("id",)):
+        sub = _schema_at(path)
+        title = sub.get("title", "value")
+        return (
+            f"{describe(value)} is not a valid {title}; expected "
+            f"{_lower_first(sub.get('description', 'a valid value'))}"
+        )
+    if v == "pattern":
+        return f"invalid id {value!r}: {_ID_FORM}"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[
+            str(v)
+        ]
+        return f"{fmt_number(float(value))} is out of range: must be {op} {err.validator_value}"
+    if v == "minProperties":
+        return "a bound needs at least one of min, max, eq"
+    if v == "minLength":
+        return "must not be empty"
+    return err.message
 
 
-def _collect(
-    path: Path,
-    shown: str,
-    diags: list[Diagnostic],
-    stack: tuple[Path, ...],
-) -> list[_Loaded]:
+# -- extends ------------------------------------------------------------------------------------
+
+
+def _collect(path: Path, shown: str, ctx: _Ctx, stack: tuple[Path, ...]) -> list[_Doc]:
     """This file and everything it extends, bases first."""
-    loaded = _read(path, diags, shown)
-    if loaded is None:
+    ctx.files_read += 1
+    located = _read(path, shown, ctx)
+    if located is None:
         return []
-    if not _check_version(loaded, diags):
+    if not _check_version(located, ctx):
         return []
-    errors = _schema_errors(loaded.doc)
-    diags.extend(errors)
-    if errors:
-        return []
-    chain: list[_Loaded] = []
-    for i, ref in enumerate(loaded.doc.value.get("extends", [])):
-        line, col = loaded.doc.where(("extends", i))
-        target, label = _resolve_ref(ref, path)
-        if ref.startswith(BUILTIN) and not target.is_file():
-            names = available_presets()
-            close = difflib.get_close_matches(ref[len(BUILTIN) :], names, n=1)
-            hint = f"did you mean 'builtin:{close[0]}'? " if close else ""
-            diags.append(
-                Diagnostic(
-                    shown,
-                    line,
-                    col,
-                    f"extends[{i}]",
-                    f"no preset {ref!r}; {hint}presets: {', '.join('builtin:' + n for n in names)}",
-                )
-            )
+    _schema_pass(located, ctx)
+    doc = _Doc(located, path)
+    chain: list[_Doc] = []
+    refs = doc.value.get("extends", [])
+    for i, ref in enumerate(refs if isinstance(refs, list) else []):
+        if not isinstance(ref, str):
+            continue  # reported by the schema pass
+        target = _resolve(ref, doc, ("extends", i), ctx)
+        if target is None:
+            ctx.incomplete = True
             continue
-        if not target.is_file():
-            diags.append(
-                Diagnostic(
-                    shown, line, col, f"extends[{i}]", f"{ref!r} not found (looked for {target})"
-                )
-            )
+        if target in stack:
+            names = " -> ".join(_display(p) for p in (*stack[stack.index(target) :], target))
+            ctx.add(located, ("extends", i), f"extends cycle: {names}")
             continue
-        if target.resolve() in stack:
-            diags.append(
-                Diagnostic(
-                    shown, line, col, f"extends[{i}]", f"{ref!r} extends itself through a cycle"
-                )
-            )
+        if ctx.files_read >= MAX_FILES:
+            ctx.add(located, ("extends", i), f"more than {MAX_FILES} files in the extends graph")
+            ctx.incomplete = True
             continue
-        shown_target = label if ref.startswith(BUILTIN) else str(_display(target))
-        chain.extend(_collect(target, shown_target, diags, (*stack, target.resolve())))
-    chain.append(loaded)
+        label = ref if ref.startswith(BUILTIN) else _display(target)
+        bases = _collect(target, label, ctx, (*stack, target))
+        if not bases:
+            ctx.incomplete = True  # its rules are unknown: patches of them cannot be checked
+        chain.extend(bases)
+    chain.append(doc)
     return chain
 
 
-def _display(path: Path) -> Path:
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
+def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
+    if ref.startswith(BUILTIN):
+        name = ref[len(BUILTIN) :]
+        names = available_presets()
+        if _PRESET_NAME.match(name) and name in names:
+            return (presets_dir() / f"{name}.yml").resolve()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean 'builtin:{close[0]}'? " if close else ""
+        if name.endswith("-demo") and (presets_dir() / f"{name}.yml").is_file():
+            hint = f"policies/{name}.yml is an example to copy, not a preset; "
+        ctx.add(
+            doc.located,
+            at,
+            f"no preset {ref!r}; {hint}presets: {', '.join(BUILTIN + n for n in names)}",
+        )
+        return None
+    target = (doc.path.parent / ref).resolve()
+    if not target.is_file():
+        name = ref.removesuffix(".yml")
+        hint = f"; did you mean 'builtin:{name}'?" if name in available_presets() else ""
+        ctx.add(
+            doc.located,
+            at,
+            f"{ref!r} not found (looked for {_display(target)}, relative to the extending "
+            f"file){hint}",
+        )
+        return None
+    return target
 
 
-def _merge(chain: list[_Loaded]) -> tuple[dict[str, Any], dict[str, tuple[Located, Path_]]]:
-    """Merged policy and, for each rule id, the document that last defined it."""
+def _display(path: Path) -> str:
+    """How a file is named in messages: relative to the current directory, like the
+    path given on the command line."""
+    return os.path.relpath(path)
+
+
+# -- merging ------------------------------------------------------------------------------------
+
+
+Sources = dict[Path_, _Doc]  # merged path -> the file that supplied the value there
+
+
+def _merge(chain: list[_Doc]) -> tuple[dict[str, Any], Sources, dict[str, set[str]]]:
+    """The merged policy, where each part came from, and the rule ids each file saw before.
+
+    scenario, scenario.fixture, scenario.env and unexpected merge key by key;
+    rules merge by id: a later rule with `metric` replaces the earlier one, a
+    later rule without it patches the earlier one key by key.
+    """
     merged: dict[str, Any] = {"version": SUPPORTED_VERSION}
-    rule_src: dict[str, tuple[Located, Path_]] = {}
-    for item in chain:
-        value = item.doc.value
-        if "scenario" in value:
-            scen = dict(merged.get("scenario", {}))
-            for key, val in value["scenario"].items():
-                if key == "fixture":
-                    scen["fixture"] = {**scen.get("fixture", {}), **val}
+    src: Sources = {}
+    earlier_ids: dict[str, set[str]] = {}
+    for doc in chain:
+        value = doc.value
+        earlier_ids[doc.file] = set(merged.get("rules", {}))
+        for section in ("scenario", "unexpected"):
+            if section not in value:
+                continue
+            incoming = value[section]
+            src[(section,)] = doc
+            if not isinstance(incoming, dict):
+                merged[section] = INVALID
+                continue
+            current = merged.get(section)
+            if not isinstance(current, dict):
+                current = {}
+            current = dict(current)
+            for key, val in incoming.items():
+                sub = (section, key)
+                old = current.get(key)
+                if key in ("fixture", "env") and isinstance(val, dict) and isinstance(old, dict):
+                    current[key] = {**old, **val}
+                    src.update({(*sub, k): doc for k in val})
                 else:
-                    scen[key] = val
-            merged["scenario"] = scen
-        if "unexpected" in value:
-            merged["unexpected"] = {**merged.get("unexpected", {}), **value["unexpected"]}
-        for rid, rule in value.get("rules", {}).items():
-            rules = merged.setdefault("rules", {})
-            # A later definition without a metric patches the earlier rule
-            # (e.g. just `mode: advisory`); with a metric it replaces it.
-            if "metric" in rule or rid not in rules:
+                    current[key] = val
+                    src = {p: d for p, d in src.items() if p[:2] != sub}
+                src[sub] = doc
+            merged[section] = current
+        rules_in = value.get("rules", {})
+        if not isinstance(rules_in, dict):
+            continue
+        rules = merged.setdefault("rules", {})
+        for rid, rule in rules_in.items():
+            base = ("rules", rid)
+            old = rules.get(rid)
+            if rule is INVALID or (old is INVALID and "metric" not in rule):
+                rules[rid] = INVALID
+            elif "metric" in rule or old is None:
                 rules[rid] = dict(rule)
+                src = {p: d for p, d in src.items() if p[:2] != base}
             else:
-                rules[rid] = {**rules[rid], **rule}
-            rule_src[rid] = (item.doc, ("rules", rid))
-    return merged, rule_src
+                rules[rid] = {**old, **rule}
+            if isinstance(rule, dict):
+                src.update({(*base, k): doc for k in rule})
+            src[base] = doc
+    return merged, src, earlier_ids
 
 
-# -- semantic pass ---------------------------------------------------------------------------------
+# -- semantic pass ------------------------------------------------------------------------------
 
 
-def _bound(raw: dict[str, Any] | None) -> Bound | None:
-    if raw is None:
+class _Where:
+    """Reports a problem at a merged path, in the file that supplied the value there."""
+
+    def __init__(self, src: Sources, chain: list[_Doc], ctx: _Ctx) -> None:
+        self.src = {(): chain[-1], **src}
+        self.rank = {id(d): i for i, d in enumerate(chain)}
+        self.ctx = ctx
+
+    def doc(self, path: Path_) -> _Doc:
+        p = path
+        while p not in self.src:
+            p = p[:-1]
+        return self.src[p]
+
+    def latest(self, *paths: Path_) -> Path_:
+        """Of paths whose values conflict, the one written last: the file that can fix it."""
+        return max(paths, key=lambda p: self.rank[id(self.doc(p))])
+
+    def __call__(self, path: Path_, message: str, *, key: bool = False) -> None:
+        self.ctx.add(self.doc(path).located, path, message, key=key)
+
+
+def _ok(raw: dict[str, Any], key: str) -> bool:
+    """The key is present and was not already reported as wrong."""
+    return key in raw and raw[key] is not INVALID
+
+
+def _bound(raw: Any) -> Bound | None:
+    if not isinstance(raw, dict) or INVALID in raw.values():
         return None
     return Bound(raw.get("min"), raw.get("max"), raw.get("eq"))
 
 
-def _semantic(
-    merged: dict[str, Any],
-    rule_src: dict[str, tuple[Located, Path_]],
-    top: Located,
-    diags: list[Diagnostic],
-) -> tuple[list[Rule], Scenario | None, Unexpected]:
-    rules: list[Rule] = []
-    for rid, raw in merged.get("rules", {}).items():
-        doc, base = rule_src[rid]
+def _allowed(b: Bound) -> tuple[float, float]:
+    """The interval of values that do not trip the bound."""
+    low = max(x for x in (b.min, b.eq, float("-inf")) if x is not None)
+    high = min(x for x in (b.max, b.eq, float("inf")) if x is not None)
+    return low, high
 
-        def err(sub: Path_, msg: str, *, _doc: Located = doc, _base: Path_ = base) -> None:
-            line, col = _doc.where((*_base, *sub))
-            diags.append(Diagnostic(_doc.file, line, col, dotted((*_base, *sub)), msg))
 
-        metric = raw.get("metric")
-        if metric is None:
-            err((), "rule has no `metric` (and no earlier policy defines this rule id)")
+def _check_rule(
+    rid: str, raw: dict[str, Any], at: _Where, ctx: _Ctx, earlier: set[str]
+) -> Rule | None:
+    base: Path_ = ("rules", rid)
+    n = fmt_number
+    problems_before = len(ctx.diags)
+    if "metric" not in raw:
+        if not ctx.incomplete:
+            close = difflib.get_close_matches(rid, sorted(earlier), n=1)
+            if earlier:
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                msg = (
+                    f"rule {rid!r} has no `metric`, and no policy it extends defines this id, "
+                    f"so there is nothing to patch{hint}"
+                )
+            else:
+                msg = f"rule {rid!r} has no `metric`"
+            at(base, msg, key=True)
+        return None
+    metric = raw["metric"]
+    spec = registry.lookup(metric) if metric is not INVALID else None
+    if metric is not INVALID and spec is None:
+        close = registry.suggest(metric)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        at((*base, "metric"), f"unknown metric {metric!r}{hint} (all metrics: docs/metrics.md)")
+    if spec is not None and raw.get("per") == "file" and not spec.per_file:
+        alt = f"scenario.{metric}"
+        hint = f"; did you mean {alt!r}?" if registry.lookup(alt) else ""
+        what = (
+            "counts the whole traced process (start-up included)"
+            if spec.scope == registry.TRACE
+            else "is not such a count"
+        )
+        at(
+            at.latest((*base, "per"), (*base, "metric")),
+            f"`per: file` needs a count of calls on the scenario's files; {metric!r} {what}{hint}",
+        )
+
+    warn, fail = _bound(raw.get("warn")), _bound(raw.get("fail"))
+    mode = raw.get("mode", ENFORCE)
+    if "warn" not in raw and "fail" not in raw and mode not in (DISABLED, INVALID):
+        at(base, f"rule {rid!r} has neither `warn` nor `fail`, so it can never trip", key=True)
+    for name, b in (("warn", warn), ("fail", fail)):
+        if b is None:
             continue
-        spec = registry.lookup(metric)
-        if spec is None:
-            close = registry.suggest(metric)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            err(("metric",), f"unknown metric {metric!r}{hint} (all metrics: docs/metrics.md)")
-        elif raw.get("per") == "file" and not spec.per_file:
-            alt = f"scenario.{metric}" if registry.lookup(f"scenario.{metric}") else None
-            hint = f"; did you mean {alt!r}?" if alt else ""
-            err(
-                ("per",),
-                f"`per: file` needs a scenario-scoped count; {metric!r} counts the "
-                f"whole traced process (dynamic loader and start-up included){hint}",
+        low, high = _allowed(b)
+        if low > high:
+            what = "every value fails" if name == "fail" else "every value warns"
+            keys = [k for k in ("min", "eq", "max") if getattr(b, k) is not None]
+            at(
+                (*base, name),
+                f"{name} has {' and '.join(f'{k} {n(getattr(b, k))}' for k in keys)}: {what}",
             )
-        warn, fail = _bound(raw.get("warn")), _bound(raw.get("fail"))
-        mode = raw.get("mode", ENFORCE)
-        if warn is None and fail is None and mode != DISABLED:
-            err((), "rule has neither `warn` nor `fail` bounds, so it can never trip")
-        if warn is not None and fail is not None:
-            if warn.min is not None and fail.min is not None and warn.min < fail.min:
-                err(
-                    ("warn", "min"),
-                    f"warn.min ({warn.min:g}) is below fail.min "
-                    f"({fail.min:g}): warn must be the looser bound (warn.min >= fail.min)",
-                )
-            if warn.max is not None and fail.max is not None and warn.max > fail.max:
-                err(
-                    ("warn", "max"),
-                    f"warn.max ({warn.max:g}) is above fail.max "
-                    f"({fail.max:g}): warn must be the looser bound (warn.max <= fail.max)",
-                )
-            if warn.eq is not None and fail.eq is not None:
-                err(("warn", "eq"), "`eq` in both warn and fail: one of them can never trip")
-        for name, b in (("warn", warn), ("fail", fail)):
-            if b is not None and b.min is not None and b.max is not None and b.min > b.max:
-                err(
-                    (name,),
-                    f"{name}.min ({b.min:g}) is above {name}.max ({b.max:g}): no value can pass",
-                )
-        if raw.get("deduct") is not None:
-            if fail is None:
-                err(("deduct",), "`deduct` applies when the rule fails, but it has no `fail` bound")
-            if metric == "security.score":
-                err(("deduct",), "a rule on security.score cannot deduct from it")
-        line, col = doc.where(base, key=True)
-        rules.append(
-            Rule(
-                id=rid,
-                metric=metric,
-                origin=Origin(doc.file, line, col),
-                per=raw.get("per"),
-                warn=warn,
-                fail=fail,
-                mode=mode,
-                reason=raw.get("reason"),
-                hint=raw.get("hint"),
-                deduct=raw.get("deduct"),
-                aggregate=raw.get("aggregate", "median"),
+    if warn is not None and fail is not None:
+        wp, fp = (*base, "warn"), (*base, "fail")
+        if warn.min is not None and fail.min is not None and warn.min <= fail.min:
+            at(
+                at.latest((*wp, "min"), (*fp, "min")),
+                f"warn.min ({n(warn.min)}) must be above fail.min ({n(fail.min)}): a value "
+                "below warn.min warns before one below fail.min fails; as written the warning "
+                "can never show",
             )
-        )
+        elif warn.max is not None and fail.max is not None and warn.max >= fail.max:
+            at(
+                at.latest((*wp, "max"), (*fp, "max")),
+                f"warn.max ({n(warn.max)}) must be below fail.max ({n(fail.max)}): a value "
+                "above warn.max warns before one above fail.max fails; as written the warning "
+                "can never show",
+            )
+        elif len(ctx.diags) == problems_before:
+            (flow, fhigh), (wlow, whigh) = _allowed(fail), _allowed(warn)
+            if max(flow, wlow) > min(fhigh, whigh):
+                at(
+                    at.latest(wp, fp),
+                    "no value can pass: every value inside the fail bounds "
+                    "is outside the warn bounds",
+                )
+            elif wlow <= flow and fhigh <= whigh:
+                at(
+                    at.latest(wp, fp),
+                    "the warning can never show: every value outside the "
+                    "warn bounds is already outside the fail bounds",
+                )
+    if _ok(raw, "deduct"):
+        if "fail" not in raw:
+            at(
+                (*base, "deduct"),
+                "`deduct` takes points off when the rule fails, but the rule has no `fail` bound",
+            )
+        if metric == "security.score":
+            at((*base, "deduct"), "a rule on security.score cannot deduct from it")
+    if len(ctx.diags) > problems_before or any(v is INVALID for v in raw.values()):
+        return None
+    doc = at.doc(base)
+    line, col = doc.located.where(base, key=True)
+    return Rule(
+        id=rid,
+        metric=metric,
+        origin=Origin(doc.file, line, col),
+        per=raw.get("per"),
+        warn=warn,
+        fail=fail,
+        mode=mode,
+        reason=raw.get("reason"),
+        hint=raw.get("hint"),
+        deduct=raw.get("deduct"),
+        aggregate=raw.get("aggregate", "median"),
+    )
 
-    scenario = None
-    if "scenario" in merged:
-        scenario = _scenario(merged["scenario"], top, diags)
-    unexpected = _unexpected(merged.get("unexpected", {}), top, diags)
-    return rules, scenario, unexpected
 
-
-def _scenario(raw: dict[str, Any], top: Located, diags: list[Diagnostic]) -> Scenario:
+def _scenario(raw: dict[str, Any], at: _Where) -> Scenario | None:
+    base: Path_ = ("scenario",)
+    ok = True
     command = raw.get("command")
-    if command is None:
-        line, col = top.where(("scenario",))
-        diags.append(
-            Diagnostic(
-                top.file,
-                line,
-                col,
-                "scenario.command",
-                "a scenario needs `command` (the traced command, with {src} and {dst})",
-            )
-        )
-    else:
+    if "command" not in raw:
+        at(base, "a scenario needs `command` (the traced command, with {src} and {dst})", key=True)
+        ok = False
+    elif isinstance(command, str):
         for m in _PLACEHOLDER.finditer(command):
             if m.group(1) not in ("src", "dst"):
-                line, col = top.where(("scenario", "command"))
-                diags.append(
-                    Diagnostic(
-                        top.file,
-                        line,
-                        col,
-                        "scenario.command",
-                        f"unknown placeholder {{{m.group(1)}}}; use {{src}} or {{dst}}",
-                    )
+                close = difflib.get_close_matches(m.group(1).lower(), ["src", "dst"], n=1)
+                hint = f"did you mean {{{close[0]}}}? " if close else ""
+                at(
+                    (*base, "command"),
+                    f"unknown placeholder {{{m.group(1)}}}; {hint}the "
+                    "command takes {src} and {dst}",
                 )
+                ok = False
+        try:
+            shlex.split(command)
+        except ValueError as exc:
+            at((*base, "command"), f"cannot be split into words like a shell would: {exc}")
+            ok = False
+    for key in ("timeout", "build_timeout"):
+        if _ok(raw, key) and parse_duration(raw[key]) <= 0:
+            at((*base, key), f"{key} must be longer than 0")
+            ok = False
     fx = raw.get("fixture", {})
-    d = Fixture()
-    fixture = Fixture(
-        files=fx.get("files", d.files),
-        file_size=parse_size(fx.get("file_size", d.file_size)),
-        dirs=fx.get("dirs", d.dirs),
-        symlinks=fx.get("symlinks", d.symlinks),
-        seed=fx.get("seed", d.seed),
-    )
-    ds = Scenario()
+    size: float = Fixture().file_size
+    if isinstance(fx, dict) and _ok(fx, "file_size"):
+        size = parse_size(fx["file_size"])
+        if not size.is_integer():
+            at(
+                (*base, "fixture", "file_size"),
+                f"{fx['file_size']!r} is not a whole number of bytes",
+            )
+            ok = False
+    if (
+        not ok
+        or not isinstance(fx, dict)
+        or any(v is INVALID for v in (*raw.values(), *fx.values()))
+    ):
+        return None
+    d, ds = Fixture(), Scenario()
     return Scenario(
         id=raw.get("id", ds.id),
         build=raw.get("build"),
-        fixture=fixture,
+        fixture=Fixture(
+            files=fx.get("files", d.files),
+            file_size=int(size),
+            dirs=fx.get("dirs", d.dirs),
+            symlinks=fx.get("symlinks", d.symlinks),
+            seed=fx.get("seed", d.seed),
+        ),
         command=command,
         env=dict(raw.get("env", {})),
         verify=raw.get("verify", ds.verify),
@@ -531,31 +740,30 @@ def _scenario(raw: dict[str, Any], top: Located, diags: list[Diagnostic]) -> Sce
     )
 
 
-def _unexpected(raw: dict[str, Any], top: Located, diags: list[Diagnostic]) -> Unexpected:
+def _unexpected(raw: dict[str, Any], at: _Where) -> Unexpected:
     d = Unexpected()
     for key in ("scenario", "anywhere"):
-        for i, name in enumerate(raw.get(key, [])):
-            if not syscall_table.is_known(name):
-                line, col = top.where(("unexpected", key, i))
+        names = raw.get(key, [])
+        for i, name in enumerate(names if isinstance(names, list) else []):
+            if isinstance(name, str) and not syscall_table.is_known(name):
                 close = difflib.get_close_matches(name, list(syscall_table.CATEGORY), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                diags.append(
-                    Diagnostic(
-                        top.file,
-                        line,
-                        col,
-                        f"unexpected.{key}[{i}]",
-                        f"unknown syscall {name!r}{hint}",
-                    )
-                )
+                at(("unexpected", key, i), f"unknown syscall {name!r}{hint}")
+
+    def names_of(key: str) -> frozenset[str] | None:
+        v = raw.get(key)
+        return frozenset(v) if isinstance(v, list) else None
+
+    direct = raw.get("direct_io_with_uring", d.direct_io_with_uring)
     return Unexpected(
-        scenario=frozenset(raw["scenario"]) if "scenario" in raw else d.scenario,
-        anywhere=frozenset(raw.get("anywhere", [])),
-        direct_io_with_uring=raw.get("direct_io_with_uring", d.direct_io_with_uring),
+        scenario=names_of("scenario") or (frozenset() if "scenario" in raw else d.scenario),
+        anywhere=names_of("anywhere") or frozenset(),
+        direct_io_with_uring=direct if isinstance(direct, bool) else d.direct_io_with_uring,
     )
 
 
 def digest_of(resolved: dict[str, Any]) -> str:
+    """sha256 of the merged policy as canonical JSON: equal for equal resolved policies."""
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -564,20 +772,48 @@ def load_policy(path: str | Path) -> Policy:
     """The resolved policy, or PolicyError listing every problem found."""
     p = Path(path)
     shown = str(path)
-    diags: list[Diagnostic] = []
-    chain = _collect(p, shown, diags, (p.resolve(),))
-    if diags or not chain:
-        raise PolicyError(diags or [Diagnostic(shown, 1, 1, "", "the policy could not be read")])
-    merged, rule_src = _merge(chain)
-    rules, scenario, unexpected = _semantic(merged, rule_src, chain[-1].doc, diags)
-    if diags:
-        raise PolicyError(diags)
+    ctx = _Ctx()
+    chain = _collect(p, shown, ctx, (p.resolve(),))
+    if not chain:
+        raise PolicyError(ctx.sorted() or [Diagnostic(shown, 1, 1, "", "cannot be read")])
+    merged, src, earlier_ids = _merge(chain)
+    at = _Where(src, chain, ctx)
+    rules: list[Rule] = []
+    for rid, raw in merged.get("rules", {}).items():
+        if isinstance(raw, dict):
+            rule = _check_rule(rid, raw, at, ctx, earlier_ids[at.doc(("rules", rid)).file])
+            if rule is not None:
+                rules.append(rule)
+    scenario = None
+    if isinstance(merged.get("scenario"), dict):
+        scenario = _scenario(merged["scenario"], at)
+    unexpected_raw = merged.get("unexpected", {})
+    unexpected = _unexpected(unexpected_raw if isinstance(unexpected_raw, dict) else {}, at)
+    if ctx.diags:
+        raise PolicyError(ctx.sorted())
+    warnings = []
+    if not any(r.mode == ENFORCE for r in rules):
+        top = chain[-1].located
+        line, col = top.where(("rules",), key=True) if "rules" in top.value else (1, 1)
+        warnings.append(
+            Diagnostic(
+                top.file,
+                line,
+                col,
+                "rules",
+                "no rule is enforced: the "
+                "report shows the metrics, but the gate can never fail on "
+                "them",
+                severity="warning",
+            )
+        )
     return Policy(
         path=shown,
         digest=digest_of(merged),
         rules=tuple(rules),
         scenario=scenario,
         unexpected=unexpected,
-        sources=tuple(c.doc.file for c in chain),
+        sources=tuple(dict.fromkeys(d.file for d in chain)),
         resolved=merged,
+        warnings=tuple(warnings),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci_gate.errors import Diagnostic
 from ci_gate.metrics.collector import Unexpected
 
 ENFORCE = "enforce"
@@ -116,6 +117,7 @@ class Policy:
     unexpected: Unexpected
     sources: tuple[str, ...]
     resolved: dict[str, Any]
+    warnings: tuple[Diagnostic, ...] = ()  # valid, but probably not what was meant
 
     @property
     def enforced(self) -> list[Rule]:

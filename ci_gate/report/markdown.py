@@ -77,7 +77,11 @@ def _header(r: dict[str, Any]) -> str:
         rows.append(["Scenario", md_text(scen["fixture_text"])])
     if pol.get("path"):
         digest = str(pol.get("digest", ""))
-        rows.append(["Policy", f"{md_code(pol['path'])} ({md_code(digest[:19])})"])
+        text = f"{md_code(pol['path'])} (resolved: {md_code(digest[:19])})"
+        bases = list(pol.get("sources", []))[:-1]
+        if bases:
+            text += ", extends " + ", ".join(md_code(b) for b in bases)
+        rows.append(["Policy", text])
     if r.get("trace", {}).get("source"):
         rows.append(["Trace", md_code(r["trace"]["source"], 200)])
     bits = []
@@ -107,7 +111,7 @@ def _header(r: dict[str, Any]) -> str:
     if counts:
         parts = [f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s)]
         out += ["", "Rules: " + (", ".join(parts) if parts else "none evaluated") + "."]
-    if r.get("no_enforced_rule"):
+    if r.get("no_enforced_rule") or pol.get("enforced_rules") == 0:
         out += ["", "> This policy enforces no rule: the gate cannot fail on metrics."]
     return "\n".join(out)
 
