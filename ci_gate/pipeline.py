@@ -19,6 +19,8 @@ from types import FrameType
 from typing import Any
 
 from ci_gate.errors import MeasureError
+from ci_gate.kernel.merge import merge as merge_opcodes
+from ci_gate.kernel.uring_tracepoints import OpcodeTrace
 from ci_gate.metrics.collector import Collector, Measurement, Unexpected
 from ci_gate.metrics.scope import Fixture, Scope
 from ci_gate.policy.evaluate import evaluate
@@ -150,6 +152,7 @@ def run(
     skip_build: bool = False,
     scratch: Path | None = None,
     log: Any = None,
+    opcodes: str = "auto",
 ) -> Outcome:
     def say(msg: str) -> None:
         if log is not None:
@@ -180,6 +183,7 @@ def run(
     tmp: Path | None = None
     interrupted: int | None = None
     env = tracer.target_environment(scen.env)
+    opcode_trace: OpcodeTrace | None = None
     try:
         with interruptible():
             strace = tracer.strace_path()
@@ -199,7 +203,10 @@ def run(
             scenario_info.update(command=argv, target=argv[0],
                                  roots={"src": str(src), "dst": str(dst)}, files=fx.files)  # fmt: skip
             say(f"tracing: {' '.join(argv)}")
-            tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env, timeout=scen.timeout)
+            # The io_uring tracepoints record while (and only while) the scenario runs.
+            with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
+                tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env,
+                                  timeout=scen.timeout)  # fmt: skip
             timing["trace"] = tr.elapsed
             problems += _target_problems(tr, scen.timeout)
             if scen.verify == "tree-equal" and not tr.timed_out:
@@ -216,8 +223,10 @@ def run(
             t0 = time.monotonic()
             parts = source.resolve(str(tr.trace))
             trace_info.update(bytes=source.total_size(parts))
-            measurement = measure(parts, scope=Scope({"src": str(src), "dst": str(dst)}, fx),
-                                  unexpected=policy.unexpected, cwd=str(workdir))  # fmt: skip
+            scope = Scope({"src": str(src), "dst": str(dst)}, fx)
+            measurement = measure(parts, scope=scope, unexpected=policy.unexpected,
+                                  cwd=str(workdir))  # fmt: skip
+            merge_opcodes(measurement, opcode_trace, parts=parts, scope=scope)
             timing["analysis"] = time.monotonic() - t0
             if scen.repeats > 1:
                 measurement.notes.append(
