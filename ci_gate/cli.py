@@ -99,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         skip_build=args.no_build,
         scratch=Path(args.scratch) if args.scratch else None,
         log=_log,
+        opcodes=args.opcodes,
     )
     return _after(args, outcome)
 
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-fixture", action="store_true", help="keep the temporary fixture")
     r.add_argument("--scratch", help="parent directory for the temporary fixture")
     _add_run_publish_options(r)
+    r.add_argument("--opcodes", choices=("auto", "off"), default="auto",
+                   help="count io_uring SQEs by opcode from the kernel's tracepoints: auto "
+                   "(when root with tracefs, the default) or off")  # fmt: skip
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("analyze", help="judge an existing strace log")

@@ -21,6 +21,8 @@ from types import FrameType
 from typing import Any
 
 from ci_gate.errors import MeasureError
+from ci_gate.kernel.merge import merge as merge_opcodes
+from ci_gate.kernel.uring_tracepoints import OpcodeTrace
 from ci_gate.metrics.collector import Collector, Measurement, Unexpected
 from ci_gate.metrics.scope import Fixture, Scope
 from ci_gate.policy.evaluate import evaluate
@@ -197,6 +199,7 @@ def run(
     skip_build: bool = False,
     scratch: Path | None = None,
     log: Any = None,
+    opcodes: str = "auto",
 ) -> Outcome:
     def say(msg: str) -> None:
         if log is not None:
@@ -232,6 +235,7 @@ def run(
     tmp: Path | None = None
     interrupted: int | None = None
     env = tracer.target_environment(scen.env)
+    opcode_trace: OpcodeTrace | None = None
     try:
         with interruptible():
             strace = tracer.strace_path()
@@ -258,7 +262,10 @@ def run(
                 files=fx.files,
             )
             say(f"tracing: {' '.join(argv)}")
-            tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env, timeout=scen.timeout)
+            # The io_uring tracepoints record while (and only while) the scenario runs.
+            with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
+                tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env,
+                                  timeout=scen.timeout)  # fmt: skip
             timing["trace"] = tr.elapsed
             problems += _strace_problems(tr)
             problems += _target_problems(tr, scen.timeout)
@@ -278,12 +285,10 @@ def run(
             t0 = time.monotonic()
             parts = source.resolve(str(tr.trace))
             trace_info.update(bytes=source.total_size(parts))
-            measurement = measure(
-                parts,
-                scope=Scope({"src": str(src), "dst": str(dst)}, fx),
-                unexpected=policy.unexpected,
-                cwd=str(workdir),
-            )
+            scope = Scope({"src": str(src), "dst": str(dst)}, fx)
+            measurement = measure(parts, scope=scope, unexpected=policy.unexpected,
+                                  cwd=str(workdir))  # fmt: skip
+            merge_opcodes(measurement, opcode_trace, parts=parts, scope=scope)
             timing["analysis"] = time.monotonic() - t0
             if scen.repeats > 1:
                 measurement.notes.append(
@@ -396,6 +401,10 @@ def analyze(
                 scenario_info = {"roots": mapping, "files": fx.files if fx else None}
             unexpected = policy.unexpected if policy is not None else Unexpected()
             measurement = measure(parts, scope=scope, unexpected=unexpected, cwd=cwd)
+            measurement.scope_missing["kernel"] = (
+                "opcode data is recorded only while `syscall-gate run` traces (as root, with "
+                "tracefs); a saved strace log does not carry it"
+            )
     except MeasureError as exc:
         problems.append(problem(exc.code, exc.message, exc.detail))
     except Interrupted as exc:

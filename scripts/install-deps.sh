@@ -15,6 +15,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
 if [ "${1:-}" = "--test" ]; then
   need rsync rsync
   need fio fio
+  # tests/programs (io_uring opcode tests) link against liburing
+  [ -e /usr/include/liburing.h ] || want+=(liburing-dev)
   need podman podman
   need runc runc
   need debootstrap debootstrap

@@ -65,7 +65,8 @@ def test_metric_list_is_what_the_registry_accepts() -> None:
     for call in PATH_CALLS:
         for cls in ("path_based", "fd_based", "dirfd_relative"):
             expected |= {f"{call}.{cls}", f"scenario.{call}.{cls}"}
-    expected |= {f"io_uring.ops.{op}" for op in registry.IO_URING_OPCODES}
+    opcodes = [*registry.IO_URING_OPCODES, registry.IO_URING_INVALID_OPCODE]
+    expected |= {f"io_uring.ops.{op}" for op in opcodes}
     assert listed == expected
 
 

@@ -117,7 +117,9 @@ def test_analyze_gives_the_same_metrics(tmp_path: Path, copier: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     res2 = json.loads((tmp_path / "an" / "results.json").read_text())
-    assert res2["metrics"] == res["metrics"]
+    # The kernel's opcode counts (io_uring.ops.*) exist only where `run` recorded them.
+    traced = {k: v for k, v in res["metrics"].items() if not k.startswith("io_uring.ops.")}
+    assert res2["metrics"] == traced
     assert [r["status"] for r in res2["rules"]] == [r["status"] for r in res["rules"]]
 
 

@@ -25,71 +25,36 @@ FIXTURE = "fixture"  # the scenario's fixture itself
 KERNEL = "kernel"  # io_uring tracepoints (tracefs, root only)
 POLICY = "policy"  # computed from rule verdicts
 
-IO_URING_OPCODES = [
-    "NOP",
-    "READV",
-    "WRITEV",
-    "FSYNC",
-    "READ_FIXED",
-    "WRITE_FIXED",
-    "POLL_ADD",
-    "POLL_REMOVE",
-    "SYNC_FILE_RANGE",
-    "SENDMSG",
-    "RECVMSG",
-    "TIMEOUT",
-    "TIMEOUT_REMOVE",
-    "ACCEPT",
-    "ASYNC_CANCEL",
-    "LINK_TIMEOUT",
-    "CONNECT",
-    "FALLOCATE",
-    "OPENAT",
-    "CLOSE",
-    "FILES_UPDATE",
-    "STATX",
-    "READ",
-    "WRITE",
-    "FADVISE",
-    "MADVISE",
-    "SEND",
-    "RECV",
-    "OPENAT2",
-    "EPOLL",
-    "SPLICE",
-    "PROVIDE_BUFFERS",
-    "REMOVE_BUFFERS",
-    "TEE",
-    "SHUTDOWN",
-    "RENAMEAT",
-    "UNLINKAT",
-    "MKDIRAT",
-    "SYMLINKAT",
-    "LINKAT",
-    "MSG_RING",
-    "FSETXATTR",
-    "SETXATTR",
-    "FGETXATTR",
-    "GETXATTR",
-    "SOCKET",
-    "URING_CMD",
-    "SEND_ZC",
-    "SENDMSG_ZC",
-    "READ_MULTISHOT",
-    "WAITID",
-    "FUTEX_WAIT",
-    "FUTEX_WAKE",
-    "FUTEX_WAITV",
-    "FIXED_FD_INSTALL",
-    "FTRUNCATE",
-    "BIND",
-    "LISTEN",
-    "RECV_ZC",
-    "EPOLL_WAIT",
-    "READV_FIXED",
-    "WRITEV_FIXED",
-    "PIPE",
-]
+# io_uring opcodes by number (enum io_uring_op), named as the kernel's tracepoints
+# print them (op_str, from io_uring/opdef.c): EPOLL is IORING_OP_EPOLL_CTL.
+# Checked on Linux 6.18 by tests/test_uring_ops_opcodes.py, which submits every
+# opcode number and reads the names back. INVALID is what the kernel prints for
+# an opcode number it does not know (the SQE is rejected).
+IO_URING_OPCODES = (  # noqa: SIM905 - rows of names read better than 63 lines
+    "NOP READV WRITEV FSYNC READ_FIXED WRITE_FIXED POLL_ADD POLL_REMOVE SYNC_FILE_RANGE "
+    "SENDMSG RECVMSG TIMEOUT TIMEOUT_REMOVE ACCEPT ASYNC_CANCEL LINK_TIMEOUT CONNECT "
+    "FALLOCATE OPENAT CLOSE FILES_UPDATE STATX READ WRITE FADVISE MADVISE SEND RECV "
+    "OPENAT2 EPOLL SPLICE PROVIDE_BUFFERS REMOVE_BUFFERS TEE SHUTDOWN RENAMEAT UNLINKAT "
+    "MKDIRAT SYMLINKAT LINKAT MSG_RING FSETXATTR SETXATTR FGETXATTR GETXATTR SOCKET "
+    "URING_CMD SEND_ZC SENDMSG_ZC READ_MULTISHOT WAITID FUTEX_WAIT FUTEX_WAKE FUTEX_WAITV "
+    "FIXED_FD_INSTALL FTRUNCATE BIND LISTEN RECV_ZC EPOLL_WAIT READV_FIXED WRITEV_FIXED PIPE"
+).split()
+IO_URING_INVALID_OPCODE = "INVALID"
+
+# The system call an opcode does asynchronously, where it matches one call (READ
+# may be read or pread64, so data opcodes keep their own names): the report
+# counts an io_uring STATX with the statx calls, flagged as async.
+IO_URING_OP_SYSCALL = {
+    "FSYNC": "fsync", "SYNC_FILE_RANGE": "sync_file_range", "SENDMSG": "sendmsg",
+    "RECVMSG": "recvmsg", "ACCEPT": "accept4", "CONNECT": "connect", "FALLOCATE": "fallocate",
+    "OPENAT": "openat", "CLOSE": "close", "STATX": "statx", "FADVISE": "fadvise64",
+    "MADVISE": "madvise", "OPENAT2": "openat2", "EPOLL": "epoll_ctl", "SPLICE": "splice",
+    "TEE": "tee", "SHUTDOWN": "shutdown", "RENAMEAT": "renameat2", "UNLINKAT": "unlinkat",
+    "MKDIRAT": "mkdirat", "SYMLINKAT": "symlinkat", "LINKAT": "linkat",
+    "FSETXATTR": "fsetxattr", "SETXATTR": "setxattr", "FGETXATTR": "fgetxattr",
+    "GETXATTR": "getxattr", "SOCKET": "socket", "WAITID": "waitid", "FTRUNCATE": "ftruncate",
+    "BIND": "bind", "LISTEN": "listen", "EPOLL_WAIT": "epoll_wait", "PIPE": "pipe2",
+}  # fmt: skip
 
 BATCH_BUCKETS = (
     ("size_1", 1, 1),
@@ -344,8 +309,13 @@ def _specs() -> list[MetricSpec]:
             "io_uring.ops.<OPCODE>",
             "SQEs",
             KERNEL,
-            "SQEs with opcode <OPCODE> submitted on rings the traced tree created, from the "
-            "io_uring_submit_req tracepoint. Needs root and tracefs; otherwise unmeasured.",
+            "SQEs with opcode <OPCODE> that the kernel took from rings the traced process tree "
+            "created (a ring belongs to the tree when one of its processes called io_uring_setup), "
+            "whoever submitted them: the program, its SQPOLL thread. From the io_uring_submit_req "
+            "tracepoint, plus io_uring_req_failed for SQEs rejected at submission. Needs root, "
+            "tracefs and the host's pid namespace; unmeasured otherwise, and when the kernel lost "
+            "trace events.",
+            zero_when_absent=True,
             section=sec,
         )
     )
@@ -354,7 +324,9 @@ def _specs() -> list[MetricSpec]:
             "io_uring.ops.total",
             "SQEs",
             KERNEL,
-            "All SQEs submitted on the traced tree's rings (tracepoint).",
+            "All SQEs the kernel took from the traced tree's rings (the sum of "
+            "io_uring.ops.<OPCODE>). On rings without SQPOLL it equals io_uring.sqes_submitted.",
+            zero_when_absent=True,
             section=sec,
         )
     )
@@ -363,7 +335,10 @@ def _specs() -> list[MetricSpec]:
             "io_uring.ops.failed",
             "SQEs",
             KERNEL,
-            "SQEs that completed with an error (io_uring_req_failed tracepoint).",
+            "SQEs of the traced tree's rings whose result was an error: rejected at submission "
+            "(io_uring_req_failed) or completed with a negative result (io_uring_complete), each "
+            "counted once.",
+            zero_when_absent=True,
             section=sec,
         )
     )
@@ -616,7 +591,7 @@ _FAMILIES = [s for s in SPECS if "<" in s.name]
 
 _PLACEHOLDER_VALUES: dict[str, frozenset[str]] = {
     "<call>": frozenset(PATH_CALLS),
-    "<OPCODE>": frozenset(IO_URING_OPCODES),
+    "<OPCODE>": frozenset([*IO_URING_OPCODES, IO_URING_INVALID_OPCODE]),
 }
 
 

@@ -12,7 +12,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ci_gate.metrics.registry import BATCH_BUCKETS, PRESERVE_KINDS, PRESERVE_OPS
+from ci_gate.metrics.pathcalls import PATH_CALLS
+from ci_gate.metrics.registry import (
+    BATCH_BUCKETS,
+    IO_URING_OP_SYSCALL,
+    PRESERVE_KINDS,
+    PRESERVE_OPS,
+)
 from ci_gate.metrics.values import value_of
 from ci_gate.report.escape import md_code, md_fence, md_text
 
@@ -182,32 +188,155 @@ def _io_uring(r: dict[str, Any]) -> str:
         why = r.get("unmeasured", {}).get(key)
         if why:
             out += ["", f"Batching not measured: {md_text(why)}."]
+            if (r.get("details", {}).get("io_uring_ops") or {}).get("sqpoll_rings"):
+                out.append("The kernel's count of SQEs per ring is under io_uring operations.")
             break
     return "\n".join(out)
 
 
+def _kernel_ops(r: dict[str, Any]) -> dict[str, Any] | None:
+    """details.io_uring_ops: what the kernel's tracepoints counted (None when not recorded)."""
+    kernel = r.get("details", {}).get("io_uring_ops")
+    return kernel if isinstance(kernel, dict) else None
+
+
+def _op_counts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    kernel = _kernel_ops(r)
+    return {o["opcode"]: o for o in kernel.get("opcodes", [])} if kernel else {}
+
+
+def _errors_text(errors: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in errors.items())
+
+
 def _io_uring_ops(r: dict[str, Any]) -> str:
     out = ["### io_uring operations", ""]
-    ops = {k: v for k, v in r.get("metrics", {}).items() if k.startswith("io_uring.ops.")}
-    kernel = r.get("details", {}).get("io_uring_ops")
-    if ops and kernel is not None:
-        rows = [
-            [md_code(k.removeprefix("io_uring.ops.")), num(v)]
-            for k, v in sorted(ops.items(), key=lambda kv: -kv[1])
+    kernel = _kernel_ops(r)
+    if kernel is None:
+        why = r.get("scope_missing", {}).get("kernel", "no opcode data was collected")
+        out.append(
+            "strace sees the io_uring_enter calls that submit work, not the operations inside "
+            "the ring: reads, writes, opens, statx and mkdirat submitted as SQEs are invisible "
+            "to it, so the per-file and metadata figures below count only what was done by "
+            "direct system calls."
+        )
+        out += ["", f"Opcode counts: not measured ({md_text(why)})."]
+        out += [
+            "",
+            "They are counted from the kernel's io_uring tracepoints when the gate runs "
+            "as root on the host (sudo), with tracefs mounted.",
         ]
-        out.append(_table(["Opcode", "SQEs"], rows))
-        for note in kernel.get("notes", []):
-            out += ["", md_text(note)]
         return "\n".join(out)
-    why = r.get("scope_missing", {}).get("kernel", "no opcode data was collected")
     out.append(
-        "strace sees the io_uring_enter calls that submit work, not the operations inside "
-        "the ring: reads, writes, opens, statx and mkdirat submitted as SQEs are invisible "
-        "to it, so the per-file and metadata figures below count only what was done by "
-        "direct system calls."
+        "Counted by the kernel's io_uring tracepoints: every SQE the kernel took from a ring "
+        "that the traced process tree created, whoever submitted it (the program or the ring's "
+        "SQPOLL thread). Submissions on other processes' rings are not counted."
     )
-    out += ["", f"Opcode counts: not measured ({md_text(why)})."]
+    if not kernel.get("complete", True):
+        out += [
+            "",
+            f"> **Incomplete:** {md_text(str(kernel.get('incomplete_reason')))}. The "
+            "numbers below are what was recorded; rules on `io_uring.ops.*` are ERROR.",
+        ]
+    failed_known = kernel.get("failed") is not None
+    opcodes = kernel.get("opcodes", [])
+    if opcodes:
+        rows = [
+            [
+                md_code(o["opcode"]),
+                num(o["sqes"]),
+                num(o["failed"]) if failed_known else "n/a",
+                md_text(_errors_text(o.get("errors", {}))),
+            ]
+            for o in opcodes
+        ]
+        rows.append(
+            [
+                "**Total**",
+                num(kernel.get("total")),
+                num(kernel.get("failed")) if failed_known else "n/a",
+                "",
+            ]
+        )
+        out += ["", _table(["Opcode", "SQEs", "Failed", "Errors"], rows)]
+    else:
+        out += ["", "No SQE was submitted on a ring of the traced tree."]
+    rings = kernel.get("rings", [])
+    if rings:
+        rows = []
+        for x in rings[:50]:
+            ops = ", ".join(f"{k} {v}" for k, v in x.get("ops", {}).items())
+            strace_ring = x.get("strace_ring")
+            rows.append(
+                [
+                    str(x["ring"]),
+                    num(strace_ring) if strace_ring is not None else "none",
+                    str(x["pid"]),
+                    md_code("|".join(x["flags"]) or "none", 200),
+                    num(x["sqes"]),
+                    num(x.get("sq_thread_sqes")),
+                    num(x.get("strace_sqes")) if x.get("strace_sqes") is not None else "n/a",
+                    md_text(ops) or "none",
+                ]
+            )
+        body = _table(
+            [
+                "Ring",
+                "strace ring",
+                "Created by pid",
+                "Setup flags",
+                "SQEs",
+                "Taken by SQ thread",
+                "SQEs by io_uring_enter (strace)",
+                "Opcodes",
+            ],
+            rows,
+        )
+        if len(rings) > 50:
+            body += f"\n\n{len(rings) - 50} more ring(s) in results.json."
+        if kernel.get("sqpoll_rings"):
+            out += [
+                "",
+                "Submissions per ring (SQPOLL rings take SQEs without a system call, so "
+                "the batching figures above cannot describe them; these are the kernel's "
+                "counts):",
+                "",
+                body,
+            ]
+        else:
+            out += ["", _details(f"Rings ({len(rings)})", body)]
+    for note in kernel.get("notes", []):
+        out += ["", md_text(note)]
+    lost = kernel.get("lost_events")
+    out += [
+        "",
+        f"Trace events lost by the kernel: {num(lost)}." if lost else "No trace event was lost.",
+    ]
     return "\n".join(out)
+
+
+def _uring_path_rows(r: dict[str, Any]) -> list[list[str]]:
+    """io_uring opcodes that do what a path-taking syscall does (STATX is a statx)."""
+    failed_known = (_kernel_ops(r) or {}).get("failed") is not None
+    rows = []
+    for op, o in _op_counts(r).items():
+        call = IO_URING_OP_SYSCALL.get(op)
+        if call is not None and call in PATH_CALLS:
+            failed = num(o["failed"]) if failed_known else "n/a"
+            rows.append([md_code(call), md_code(op), num(o["sqes"]), failed])
+    return sorted(rows)
+
+
+def _uring_sum(r: dict[str, Any], ops: tuple[str, ...]) -> str | None:
+    """SQEs of these opcodes, for a row "via io_uring"; None when no opcode data."""
+    if _kernel_ops(r) is None:
+        return None
+    counts = _op_counts(r)
+    total = sum(counts[o]["sqes"] for o in ops if o in counts)
+    text = num(total)
+    if not (_kernel_ops(r) or {}).get("complete", True):
+        text += " (incomplete)"
+    return text
 
 
 def _class_rows(r: dict[str, Any], names: list[str], prefix: str) -> list[list[str]]:
@@ -242,10 +371,27 @@ def _metadata(r: dict[str, Any]) -> str:
         files = r.get("metrics", {}).get("scenario.files")
         statx = r.get("metrics", {}).get("scenario.syscall.statx.calls")
         if files and statx is not None:
-            out += [
-                "",
-                f"statx per file: {num(statx / files)} ({num(statx)} calls / {num(files)} files).",
-            ]
+            line = f"statx per file: {num(statx / files)} ({num(statx)} calls / {num(files)} files)"
+            uring_statx = _op_counts(r).get("STATX")
+            if uring_statx:
+                line += f"; plus {num(uring_statx['sqes'])} io_uring STATX (async, files not known)"
+            out += ["", line + "."]
+    uring_rows = _uring_path_rows(r)
+    if uring_rows:
+        out += [
+            "",
+            "Submitted through io_uring (async): the kernel's tracepoints give the opcode "
+            "but not the path, so these are neither split by resolution nor limited to the "
+            "scenario's files:",
+            "",
+            _table(["Call", "io_uring opcode", "SQEs", "Failed"], uring_rows),
+        ]
+    elif _kernel_ops(r) is None and r.get("metrics", {}).get("io_uring.rings"):
+        out += [
+            "",
+            "Calls submitted through io_uring are not counted here: no opcode data "
+            "(see io_uring operations).",
+        ]
     names = sorted(paths)
     if names:
         out += [
@@ -273,19 +419,13 @@ def _per_file(r: dict[str, Any]) -> str:
     if not files:
         out.append("No regular file of the scenario was reached by a system call.")
         return "\n".join(out)
-    interesting = [
-        "statx",
-        "newfstatat",
-        "openat",
-        "read",
-        "write",
-        "pread64",
-        "pwrite64",
-        "fchmod",
-        "fchown",
-        "utimensat",
-        "close",
-    ]
+    interesting = ["statx", "newfstatat", "openat", "read", "write", "pread64", "pwrite64",
+                   "fchmod", "fchown", "utimensat", "close"]  # fmt: skip
+    kernel = _kernel_ops(r)
+    uring_files = ((kernel or {}).get("per_file") or {}).get("files")
+    by_key_uring = (
+        {(p["root"], p["path"]): p["ops"] for p in uring_files} if uring_files is not None else None
+    )
     rows = []
     for rel in files[:MAX_PER_FILE_ROWS]:
         for root in ("src", "dst"):
@@ -294,20 +434,50 @@ def _per_file(r: dict[str, Any]) -> str:
             other = sum(v for k, v in calls.items() if k not in interesting)
             if other:
                 shown.append(f"other {other}")
-            rows.append(
-                [md_code(rel), root, str(sum(calls.values())), md_text(", ".join(shown)) or "none"]
-            )
-    body = _table(["File", "Tree", "Calls", "By syscall"], rows)
+            row = [
+                md_code(rel),
+                root,
+                str(sum(calls.values())),
+                md_text(", ".join(shown)) or "none",
+            ]
+            if by_key_uring is not None:
+                ops = by_key_uring.get((root, rel), {})
+                row.append(md_text(", ".join(f"{k} {v}" for k, v in ops.items())) or "none")
+            rows.append(row)
+    head = ["File", "Tree", "Calls", "By syscall"]
+    if by_key_uring is not None:
+        head.append("Via io_uring (async SQEs)")
+    body = _table(head, rows)
     if len(files) > MAX_PER_FILE_ROWS:
         body += f"\n\n{len(files) - MAX_PER_FILE_ROWS} more file(s) in results.json."
     note = ""
-    if r.get("metrics", {}).get("io_uring.rings"):
+    if kernel is not None:
+        note = "\n\n" + _per_file_uring_note(kernel)
+    elif r.get("metrics", {}).get("io_uring.rings"):
         note = (
-            "\n\nCalls submitted through io_uring are not in these counts unless opcode "
-            "data was collected (see io_uring operations)."
+            "\n\nCalls submitted through io_uring are not in these counts: no opcode data "
+            "was collected (see io_uring operations)."
         )
     summary = f"{len(files)} file(s) of the fixture, source and destination"
     return "\n".join(out) + "\n" + _details(summary, body) + note
+
+
+def _per_file_uring_note(kernel: dict[str, Any]) -> str:
+    pf = kernel.get("per_file") or {}
+    with_fd = pf.get("sqes_with_fd", 0)
+    if pf.get("files") is None:
+        why = pf.get("why_none") or "no per-file data"
+        return f"io_uring SQEs are not tied to files here: {md_text(why)}."
+    text = (
+        f"Via io_uring: SQEs tied to a file through the fd they named, where the trace shows "
+        f"exactly which file that fd was at the time ({num(pf.get('attributed', 0))} of "
+        f"{num(with_fd)} SQEs that named an fd). SQEs that name a path (OPENAT, STATX, "
+        "MKDIRAT, ...) cannot be tied to a file: the tracepoints do not show paths."
+    )
+    left = pf.get("not_attributed") or {}
+    if left:
+        text += " Not tied: " + md_text("; ".join(f"{v} ({k})" for k, v in left.items())) + "."
+    return text
 
 
 def _file_ops(r: dict[str, Any]) -> str:
@@ -323,6 +493,20 @@ def _file_ops(r: dict[str, Any]) -> str:
     opens = r.get("metrics", {}).get("scenario.opens.user_files")
     if files and opens is not None:
         rows.insert(2, ["Opens per scenario file", num(opens / files)])
+    for label, ops in (
+        ("openat via io_uring (OPENAT, OPENAT2 SQEs; async, whole process)", ("OPENAT", "OPENAT2")),
+        (
+            "Reads via io_uring (READ, READV, READ_FIXED, READV_FIXED, READ_MULTISHOT SQEs)",
+            ("READ", "READV", "READ_FIXED", "READV_FIXED", "READ_MULTISHOT"),
+        ),
+        (
+            "Writes via io_uring (WRITE, WRITEV, WRITE_FIXED, WRITEV_FIXED SQEs)",
+            ("WRITE", "WRITEV", "WRITE_FIXED", "WRITEV_FIXED"),
+        ),
+        ("fallocate via io_uring (FALLOCATE SQEs)", ("FALLOCATE",)),
+    ):
+        count = _uring_sum(r, ops)
+        rows.append([label, count if count is not None else "not measured (no opcode data)"])
     return "### File operations\n\n" + _table(["Metric", "Value"], rows)
 
 
@@ -357,6 +541,11 @@ def _mkdir(r: dict[str, Any]) -> str:
     for c in ("path_based", "dirfd_relative"):
         rows.append([md_code("mkdirat"), _metric(r, f"scenario.mkdirat.{c}"), c.replace("_", "-")])
     rows.append(["**Total**", _metric(r, "scenario.dirs_created"), ""])
+    uring = _uring_sum(r, ("MKDIRAT",))
+    if uring is not None:
+        rows.append(
+            [f"{md_code('MKDIRAT')} via io_uring", uring, "async; path not visible, whole process"]
+        )
     return "### Directory creation\n\n" + _table(["Call", "Count", "Resolution"], rows)
 
 
@@ -366,6 +555,9 @@ def _symlinks(r: dict[str, Any]) -> str:
         rows.append([md_code(name), _metric(r, f"scenario.syscall.{name}.calls")])
     rows.append(["**Links created**", _metric(r, "scenario.symlinks.created")])
     rows.append(["**Links read**", _metric(r, "scenario.symlinks.read")])
+    uring = _uring_sum(r, ("SYMLINKAT",))
+    if uring is not None:
+        rows.append([f"{md_code('SYMLINKAT')} via io_uring (async, whole process)", uring])
     return "### Symlinks\n\n" + _table(["Call", "Count"], rows)
 
 

@@ -1,0 +1,1 @@
+"""What the kernel itself can tell about the run (tracefs), beyond what strace sees."""
