@@ -44,7 +44,6 @@ static struct options {
 	bool wait_separately;
 	bool path_based;
 	unsigned extra_statx;
-	int vary_statx; /* -1: off; else the maximum of the run's random extra statx */
 	unsigned threads;
 	bool legacy_io;
 	bool sqpoll;
@@ -57,12 +56,8 @@ static struct options {
 } opt = {
 	.batch = 8,
 	.chunk = 131072,
-	.vary_statx = -1,
 	.threads = 1,
 };
-
-/* --vary-statx: extra statx calls still owed by this run (taken by the first file). */
-static unsigned varied_statx_left;
 
 /* ------------------------------------------------------------------ */
 /* errors                                                              */
@@ -554,12 +549,7 @@ static void copy_file(struct copier *cp, struct job *j)
 
 	set_meta(j->dfd, j->dpath, &j->m);
 
-	unsigned extra = opt.extra_statx;
-	if (varied_statx_left) {
-		extra += varied_statx_left;
-		varied_statx_left = 0;
-	}
-	for (unsigned e = 0; e < extra; e++) {
+	for (unsigned e = 0; e < opt.extra_statx; e++) {
 		struct statx st;
 		if (statx(AT_FDCWD, j->dpath, 0, STATX_BASIC_STATS, &st) < 0)
 			die(j->dpath, errno);
@@ -831,7 +821,6 @@ static void usage(FILE *f)
 		"  --wait-separately    submit-only enter, then wait-only enter, per group\n"
 		"  --path-based         AT_FDCWD + absolute paths for every open/metadata call\n"
 		"  --extra-statx N      N extra statx(AT_FDCWD, dst path) per regular file\n"
-		"  --vary-statx MAX     a random 0..MAX extra statx on the first file (varies by run)\n"
 		"  --threads N          N worker threads, one ring each (1..64, default 1)\n"
 		"  --legacy-io          read(2)/write(2) instead of io_uring\n"
 		"  --sqpoll             IORING_SETUP_SQPOLL ring (sq_thread_idle 2000 ms)\n"
@@ -868,7 +857,7 @@ static unsigned long long parse_num(const char *name, const char *s, unsigned lo
 
 enum {
 	O_BATCH = 256, O_CHUNK, O_WAITSEP, O_PATHBASED, O_EXTRASTATX, O_THREADS, O_LEGACY,
-	O_VARYSTATX, O_SQPOLL, O_REGRING, O_DEFER, O_DFALLOC, O_UFALLOC, O_CORRUPT, O_EXITCODE, O_HELP,
+	O_SQPOLL, O_REGRING, O_DEFER, O_DFALLOC, O_UFALLOC, O_CORRUPT, O_EXITCODE, O_HELP,
 };
 
 static void parse_args(int argc, char **argv, const char **src, const char **dst)
@@ -879,7 +868,6 @@ static void parse_args(int argc, char **argv, const char **src, const char **dst
 		{"wait-separately", no_argument, NULL, O_WAITSEP},
 		{"path-based", no_argument, NULL, O_PATHBASED},
 		{"extra-statx", required_argument, NULL, O_EXTRASTATX},
-		{"vary-statx", required_argument, NULL, O_VARYSTATX},
 		{"threads", required_argument, NULL, O_THREADS},
 		{"legacy-io", no_argument, NULL, O_LEGACY},
 		{"sqpoll", no_argument, NULL, O_SQPOLL},
@@ -908,9 +896,6 @@ static void parse_args(int argc, char **argv, const char **src, const char **dst
 		case O_PATHBASED: opt.path_based = true; break;
 		case O_EXTRASTATX:
 			opt.extra_statx = (unsigned)parse_num("--extra-statx", optarg, 0, 1000000);
-			break;
-		case O_VARYSTATX:
-			opt.vary_statx = (int)parse_num("--vary-statx", optarg, 0, 1000);
 			break;
 		case O_THREADS:
 			opt.threads = (unsigned)parse_num("--threads", optarg, 1, MAX_THREADS);
@@ -956,13 +941,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &src_arg, &dst_arg);
 	corrupt_pending = opt.corrupt;
 
-	if (opt.vary_statx >= 0) {
-		/* The clock is read through the vDSO: choosing adds no system call. */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		varied_statx_left = (unsigned)(ts.tv_nsec % (opt.vary_statx + 1));
-	}
-	bool need_abs = opt.path_based || opt.extra_statx > 0 || opt.vary_statx > 0;
+	bool need_abs = opt.path_based || opt.extra_statx > 0;
 	char *sroot = need_abs ? make_abs(src_arg) : xstrdup(src_arg);
 	char *droot = need_abs ? make_abs(dst_arg) : xstrdup(dst_arg);
 
