@@ -100,6 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         scratch=Path(args.scratch) if args.scratch else None,
         log=_log,
         opcodes=args.opcodes,
+        baseline_file=Path(args.baseline_file) if args.baseline_file else None,
+        use_baseline=not args.no_baseline,
     )
     return _after(args, outcome)
 
@@ -253,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-build", action="store_true", help="skip scenario.build")
     r.add_argument("--keep-fixture", action="store_true", help="keep the temporary fixture")
     r.add_argument("--scratch", help="parent directory for the temporary fixture")
+    r.add_argument(
+        "--baseline-file",
+        metavar="RESULTS_JSON",
+        help="compare with this earlier results.json (overrides the policy's baseline source)",
+    )
+    r.add_argument(
+        "--no-baseline", action="store_true", help="skip the baseline even if the policy has one"
+    )
     _add_run_publish_options(r)
     r.add_argument("--opcodes", choices=("auto", "off"), default="auto",
                    help="count io_uring SQEs by opcode from the kernel's tracepoints: auto "

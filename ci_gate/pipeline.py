@@ -11,23 +11,27 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ci_gate.compare import baseline as baseline_mod
+from ci_gate.compare.baseline import metric_deltas
+from ci_gate.compare.repeats import combine
 from ci_gate.errors import MeasureError
 from ci_gate.kernel.merge import merge as merge_opcodes
 from ci_gate.kernel.uring_tracepoints import OpcodeTrace
 from ci_gate.metrics.collector import Collector, Measurement, Unexpected
 from ci_gate.metrics.scope import Fixture, Scope
-from ci_gate.policy.evaluate import evaluate
+from ci_gate.policy.evaluate import BaseSide, evaluate
 from ci_gate.policy.load import load_policy
-from ci_gate.policy.model import Policy
+from ci_gate.policy.model import BaselineSpec, Policy
 from ci_gate.report import markdown, results
 from ci_gate.scenario import build as build_stage
 from ci_gate.scenario import environment, fixture, tracer
@@ -190,6 +194,138 @@ def _target_problems(tr: tracer.TraceRun, timeout: float) -> list[dict[str, Any]
     return out
 
 
+@dataclass
+class _Measured:
+    """What tracing the scenario (once or `repeats` times) produced."""
+
+    measurement: Measurement | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+    scenario: dict[str, Any] = field(default_factory=dict)
+    trace: dict[str, Any] = field(default_factory=dict)
+    strace_version: str | None = None
+    interrupted: int | None = None
+
+
+def _measure_scenario(
+    policy: Policy,
+    out_dir: Path,
+    *,
+    workdir: Path,
+    keep_fixture: bool,
+    skip_build: bool,
+    scratch: Path | None,
+    say: Callable[[str], None],
+    opcodes: str,
+) -> _Measured:
+    """Build, make the fixture, trace the command `repeats` times, verify, measure."""
+    scen = policy.scenario
+    assert scen is not None and scen.command is not None
+    got = _Measured()
+    got.scenario = {
+        "id": scen.id,
+        "fixture": {
+            "files": scen.fixture.files,
+            "file_size": scen.fixture.file_size,
+            "dirs": scen.fixture.dirs,
+            "symlinks": scen.fixture.symlinks,
+        },
+        "fixture_text": _fixture_text(scen.fixture),
+        "verify": scen.verify,
+        "workdir": str(workdir),
+        "repeats": scen.repeats,
+    }
+    got.trace = {"path": str(out_dir / "trace.txt")}
+    tmp: Path | None = None
+    env = tracer.target_environment(scen.env)
+    runs: list[Measurement] = []
+    try:
+        with interruptible():
+            strace = tracer.strace_path()
+            got.strace_version = tracer.strace_version(strace)
+            if scen.build and not skip_build:
+                say(f"building: {scen.build}")
+                got.timing["build"] = build_stage.build(
+                    scen.build,
+                    cwd=workdir,
+                    env=env,
+                    log=out_dir / "build.log",
+                    timeout=scen.build_timeout,
+                )
+            t0 = time.monotonic()
+            tmp = Path(tempfile.mkdtemp(prefix="syscall-gate-", dir=scratch))
+            src, dst = tmp / "src", tmp / "dst"
+            fx = fixture.create(src, scen.fixture)
+            got.timing["fixture"] = time.monotonic() - t0
+            argv = tracer.command_argv(scen.command, src, dst)
+            got.scenario.update(
+                command=argv,
+                target=argv[0],
+                roots={"src": str(src), "dst": str(dst)},
+                files=fx.files,
+            )
+            scope = Scope({"src": str(src), "dst": str(dst)}, fx)
+            for i in range(scen.repeats):
+                suffix = "" if i == 0 else f"-r{i + 1}"
+                label = f" (repeat {i + 1} of {scen.repeats})" if scen.repeats > 1 else ""
+                if dst.exists() or dst.is_symlink():
+                    shutil.rmtree(dst, ignore_errors=True)
+                say(f"tracing{label}: {' '.join(argv)}")
+                # The io_uring tracepoints record while (and only while) the scenario runs.
+                with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
+                    tr = tracer.trace(
+                        argv,
+                        out_dir=out_dir,
+                        cwd=workdir,
+                        env=env,
+                        timeout=scen.timeout,
+                        suffix=suffix,
+                    )
+                got.timing["trace"] = got.timing.get("trace", 0.0) + tr.elapsed
+                problems = _strace_problems(tr) + _target_problems(tr, scen.timeout)
+                if scen.verify == "tree-equal" and not tr.timed_out:
+                    diffs = tree_differences(src, dst)
+                    if diffs:
+                        problems.append(
+                            problem(
+                                "wrong-copy",
+                                "verify: tree-equal failed: the destination is not a faithful "
+                                f"copy ({len(diffs)} difference(s)); no metric can be trusted "
+                                "for a wrong result",
+                                "\n".join(diffs),
+                            )
+                        )
+                for p in problems:
+                    if label:
+                        p["message"] = f"{label.strip(' ()')}: {p['message']}"
+                    got.problems.append(p)
+                say(f"analysing the trace{label}")
+                t0 = time.monotonic()
+                parts = source.resolve(str(tr.trace))
+                got.trace["bytes"] = got.trace.get("bytes", 0) + source.total_size(parts)
+                one = measure(parts, scope=scope, unexpected=policy.unexpected, cwd=str(workdir))
+                merge_opcodes(one, opcode_trace, parts=parts, scope=scope)
+                runs.append(one)
+                got.timing["analysis"] = got.timing.get("analysis", 0.0) + time.monotonic() - t0
+                if tr.timed_out or any(p["severity"] == "error" for p in problems):
+                    break  # a broken repeat: no point tracing the others
+    except MeasureError as exc:
+        got.problems.append(problem(exc.code, exc.message, exc.detail))
+    except Interrupted as exc:
+        got.interrupted = exc.signum
+        got.problems.append(problem("interrupted", f"interrupted by {exc} before the run finished"))
+    finally:
+        if tmp is not None and not keep_fixture:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if runs:
+        got.measurement = combine(runs)
+        if len(runs) < scen.repeats and got.interrupted is None:
+            got.measurement.notes.append(
+                f"only {len(runs)} of {scen.repeats} repeats ran: a repeat failed"
+            )
+    return got
+
+
 def run(
     policy_path: Path,
     out_dir: Path,
@@ -200,6 +336,8 @@ def run(
     scratch: Path | None = None,
     log: Any = None,
     opcodes: str = "auto",
+    baseline_file: Path | None = None,
+    use_baseline: bool = True,
 ) -> Outcome:
     def say(msg: str) -> None:
         if log is not None:
@@ -214,109 +352,174 @@ def run(
             "existing trace)",
         )
     prepare_out_dir(out_dir)
-    command = scen.command
-    strace_version = None
-    problems: list[dict[str, Any]] = []
-    measurement: Measurement | None = None
-    timing: dict[str, float] = {}
-    scenario_info: dict[str, Any] = {
-        "id": scen.id,
-        "fixture": {
-            "files": scen.fixture.files,
-            "file_size": scen.fixture.file_size,
-            "dirs": scen.fixture.dirs,
-            "symlinks": scen.fixture.symlinks,
-        },
-        "fixture_text": _fixture_text(scen.fixture),
-        "verify": scen.verify,
-        "workdir": str(workdir),
-    }
-    trace_info: dict[str, Any] = {"path": str(out_dir / "trace.txt")}
-    tmp: Path | None = None
-    interrupted: int | None = None
-    env = tracer.target_environment(scen.env)
-    opcode_trace: OpcodeTrace | None = None
-    try:
-        with interruptible():
-            strace = tracer.strace_path()
-            strace_version = tracer.strace_version(strace)
-            if scen.build and not skip_build:
-                say(f"building: {scen.build}")
-                timing["build"] = build_stage.build(
-                    scen.build,
-                    cwd=workdir,
-                    env=env,
-                    log=out_dir / "build.log",
-                    timeout=scen.build_timeout,
-                )
-            t0 = time.monotonic()
-            tmp = Path(tempfile.mkdtemp(prefix="syscall-gate-", dir=scratch))
-            src, dst = tmp / "src", tmp / "dst"
-            fx = fixture.create(src, scen.fixture)
-            timing["fixture"] = time.monotonic() - t0
-            argv = tracer.command_argv(command, src, dst)
-            scenario_info.update(
-                command=argv,
-                target=argv[0],
-                roots={"src": str(src), "dst": str(dst)},
-                files=fx.files,
-            )
-            say(f"tracing: {' '.join(argv)}")
-            # The io_uring tracepoints record while (and only while) the scenario runs.
-            with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
-                tr = tracer.trace(argv, out_dir=out_dir, cwd=workdir, env=env,
-                                  timeout=scen.timeout)  # fmt: skip
-            timing["trace"] = tr.elapsed
-            problems += _strace_problems(tr)
-            problems += _target_problems(tr, scen.timeout)
-            if scen.verify == "tree-equal" and not tr.timed_out:
-                diffs = tree_differences(src, dst)
-                if diffs:
-                    problems.append(
-                        problem(
-                            "wrong-copy",
-                            f"verify: tree-equal failed: the destination is not a faithful copy "
-                            f"({len(diffs)} difference(s)); no metric can be trusted for a wrong "
-                            "result",
-                            "\n".join(diffs),
-                        )
-                    )
-            say("analysing the trace")
-            t0 = time.monotonic()
-            parts = source.resolve(str(tr.trace))
-            trace_info.update(bytes=source.total_size(parts))
-            scope = Scope({"src": str(src), "dst": str(dst)}, fx)
-            measurement = measure(parts, scope=scope, unexpected=policy.unexpected,
-                                  cwd=str(workdir))  # fmt: skip
-            merge_opcodes(measurement, opcode_trace, parts=parts, scope=scope)
-            timing["analysis"] = time.monotonic() - t0
-            if scen.repeats > 1:
-                measurement.notes.append(
-                    f"scenario.repeats is {scen.repeats}, but this version traces once; "
-                    "repeats are not aggregated yet."
-                )
-    except MeasureError as exc:
-        problems.append(problem(exc.code, exc.message, exc.detail))
-    except Interrupted as exc:
-        interrupted = exc.signum
-        problems.append(problem("interrupted", f"interrupted by {exc} before the run finished"))
-    finally:
-        if tmp is not None and not keep_fixture:
-            shutil.rmtree(tmp, ignore_errors=True)
-    env_info = environment.describe(strace_version)
-    verdict = evaluate(policy.rules, measurement) if measurement is not None else None
+    got = _measure_scenario(
+        policy,
+        out_dir,
+        workdir=workdir,
+        keep_fixture=keep_fixture,
+        skip_build=skip_build,
+        scratch=scratch,
+        say=say,
+        opcodes=opcodes,
+    )
+    env_info = environment.describe(got.strace_version)
+    spec = policy.baseline
+    if baseline_file is not None:
+        spec = BaselineSpec(
+            file=str(baseline_file.resolve()),
+            on_unavailable=spec.on_unavailable if spec else "warn",
+        )
+    side: BaseSide | None = None
+    base_info: dict[str, Any] | None = None
+    if use_baseline and spec is not None and got.measurement is not None and not got.interrupted:
+        side, base_info = _baseline(
+            policy,
+            spec,
+            out_dir,
+            workdir=workdir,
+            env_info=env_info,
+            scratch=scratch,
+            say=say,
+            opcodes=opcodes,
+        )
+    verdict = evaluate(policy.rules, got.measurement, side) if got.measurement is not None else None
     res = results.build(
-        measurement=measurement,
+        measurement=got.measurement,
         verdict=verdict,
         policy=policy,
-        scenario=scenario_info,
+        scenario=got.scenario,
         environment=env_info,
-        trace=trace_info,
-        extra_problems=problems,
-        timing=timing,
+        trace=got.trace,
+        extra_problems=got.problems,
+        timing=got.timing,
     )
+    res["revision"] = _revision(workdir)
+    if base_info is not None:
+        res["baseline"] = base_info
+        if side is not None and side.metrics is not None:
+            res["deltas"] = metric_deltas(side.metrics, res["metrics"])
     report_path, results_path = write_outputs(out_dir, res)
-    return Outcome(res, report_path, results_path, interrupted)
+    return Outcome(res, report_path, results_path, got.interrupted)
+
+
+def _revision(workdir: Path) -> str | None:
+    """The commit the run measured, when the working directory is a git checkout."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(workdir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _baseline(
+    policy: Policy,
+    spec: BaselineSpec,
+    out_dir: Path,
+    *,
+    workdir: Path,
+    env_info: dict[str, Any],
+    scratch: Path | None,
+    say: Callable[[str], None],
+    opcodes: str,
+) -> tuple[BaseSide, dict[str, Any]]:
+    """The base side and what the report says about it; never raises for a missing base."""
+    info: dict[str, Any] = {"on_unavailable": spec.on_unavailable}
+    try:
+        if spec.file is not None:
+            info.update(source="file", file=spec.file)
+            base = baseline_mod.from_file(Path(spec.file))
+        else:
+            info.update(source="merge-base", ref=baseline_mod.base_ref(spec.ref))
+            base = _run_base(
+                policy, spec, out_dir, workdir=workdir, scratch=scratch, say=say, opcodes=opcodes
+            )
+    except MeasureError as exc:
+        info.update(available=False, why_not=exc.message)
+        say(f"no baseline: {exc.message}")
+        return BaseSide(None, exc.message, on_unavailable=spec.on_unavailable), info
+    base_env = base.results.get("environment") or {}
+    differs = baseline_mod.environment_differences(env_info, base_env)
+    info.update(
+        available=True,
+        commit=base.commit,
+        cost_seconds=base.cost_seconds,
+        cached_build=base.cached_build,
+        status=base.results.get("status"),
+        environment=base_env,
+        environment_differences=differs,
+        metrics=base.metrics,
+    )
+    return BaseSide(dict(base.metrics), "", differs, spec.on_unavailable), info
+
+
+def _run_base(
+    policy: Policy,
+    spec: BaselineSpec,
+    out_dir: Path,
+    *,
+    workdir: Path,
+    scratch: Path | None,
+    say: Callable[[str], None],
+    opcodes: str,
+) -> baseline_mod.Baseline:
+    """Build and trace the same scenario at the merge base, in a worktree of its own."""
+    top = Path(baseline_mod.git(workdir, "rev-parse", "--show-toplevel"))
+    rel = workdir.resolve().relative_to(top.resolve())
+    ref = baseline_mod.base_ref(spec.ref)
+    commit = baseline_mod.merge_base(top, ref)
+    head = baseline_mod.git(top, "rev-parse", "HEAD")
+    cache = (
+        Path(baseline_mod.git(top, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+        / "syscall-gate"
+    )
+    t0 = time.monotonic()
+    if commit == head:
+        say("the merge base is HEAD itself: tracing it again as the baseline")
+    tree, cached = baseline_mod.prepare_worktree(top, commit, cache)
+    say(
+        f"baseline: the same scenario at {commit[:12]} (merge base with {ref})"
+        + (", build reused" if cached else "")
+    )
+    base_out = out_dir / "baseline"
+    base_out.mkdir(parents=True, exist_ok=True)
+    got = _measure_scenario(
+        policy,
+        base_out,
+        workdir=tree / rel,
+        keep_fixture=False,
+        skip_build=cached,
+        scratch=scratch,
+        say=lambda m: say(f"baseline: {m}"),
+        opcodes=opcodes,
+    )
+    if got.interrupted is not None:
+        raise Interrupted(got.interrupted)
+    if got.measurement is None or any(p["severity"] == "error" for p in got.problems):
+        first = next((p for p in got.problems if p["severity"] == "error"), None)
+        why = first["message"] if first else "nothing was measured"
+        raise MeasureError("baseline-failed", f"the baseline run at {commit[:12]} failed: {why}")
+    if not cached and policy.scenario is not None and policy.scenario.build:
+        baseline_mod.mark_built(tree)
+    verdict = evaluate(policy.rules, got.measurement)
+    res = results.build(
+        measurement=got.measurement,
+        verdict=verdict,
+        policy=policy,
+        scenario=got.scenario,
+        environment=environment.describe(got.strace_version),
+        trace=got.trace,
+        extra_problems=got.problems,
+        timing=got.timing,
+    )
+    res["revision"] = commit
+    write_outputs(base_out, res)
+    cost = time.monotonic() - t0
+    return baseline_mod.Baseline(res, "merge-base", commit, cost, cached)
 
 
 def _fixture_text(fx: Any) -> str:

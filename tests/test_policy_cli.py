@@ -231,8 +231,8 @@ def test_analyze_with_an_invalid_policy_exits_2(tmp_path: Path, true_trace: Path
     proc = gate("analyze", str(true_trace), "--policy", str(policy), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert proc.stderr == (
-        f"{policy}:3:3: error: rules.r: rule 'r' has neither `warn` nor `fail`, so it can never "
-        "trip\n"
+        f"{policy}:3:3: error: rules.r: rule 'r' has neither `warn`, `fail` nor `baseline` "
+        "bounds, so it can never trip\n"
     )
 
 

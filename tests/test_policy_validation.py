@@ -16,8 +16,8 @@ from ci_gate.errors import PolicyError
 from ci_gate.policy.load import load_policy
 from ci_gate.policy.model import Bound
 
-TOP_KEYS = "extends, rules, scenario, unexpected, version"
-RULE_KEYS = "aggregate, deduct, fail, hint, metric, mode, per, reason, warn"
+TOP_KEYS = "baseline, extends, rules, scenario, unexpected, version"
+RULE_KEYS = "aggregate, baseline, deduct, fail, hint, max_spread, metric, mode, per, reason, warn"
 SCENARIO_KEYS = "build, build_timeout, command, env, fixture, id, repeats, timeout, verify"
 FIXTURE_KEYS = "dirs, file_size, files, seed, symlinks"
 SIZE = "expected bytes as an integer, or a number with a unit: 5MiB, 64KiB, 1GiB, 500KB, 4096B"
@@ -512,8 +512,10 @@ def test_a_rule_needs_a_bound_unless_disabled(tmp_path: Path) -> None:
         "  c: {metric: syscalls.total, mode: disabled}\n"
     )
     assert problems(tmp_path, text) == [
-        "3:3: error: rules.a: rule 'a' has neither `warn` nor `fail`, so it can never trip",
-        "4:3: error: rules.b: rule 'b' has neither `warn` nor `fail`, so it can never trip",
+        "3:3: error: rules.a: rule 'a' has neither `warn`, `fail` nor `baseline` bounds, "
+        "so it can never trip",
+        "4:3: error: rules.b: rule 'b' has neither `warn`, `fail` nor `baseline` bounds, "
+        "so it can never trip",
     ]
 
 

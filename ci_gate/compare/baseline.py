@@ -36,7 +36,7 @@ class Baseline:
         return metrics
 
 
-def _git(workdir: Path, *args: str) -> str:
+def git(workdir: Path, *args: str) -> str:
     proc = subprocess.run(
         ["git", "-C", str(workdir), *args], capture_output=True, text=True, timeout=300
     )
@@ -59,9 +59,9 @@ def base_ref(configured: str) -> str:
 
 
 def merge_base(workdir: Path, ref: str) -> str:
-    head = _git(workdir, "rev-parse", "HEAD")
+    head = git(workdir, "rev-parse", "HEAD")
     try:
-        return _git(workdir, "merge-base", "HEAD", ref)
+        return git(workdir, "merge-base", "HEAD", ref)
     except MeasureError as exc:
         raise MeasureError(
             "baseline-no-merge-base",
@@ -84,8 +84,8 @@ def prepare_worktree(workdir: Path, commit: str, cache: Path) -> tuple[Path, boo
     if tree.exists():
         subprocess.run(["git", "-C", str(workdir), "worktree", "remove", "--force", str(tree)],
                        capture_output=True, check=False)  # fmt: skip
-    _git(workdir, "worktree", "prune")
-    _git(workdir, "worktree", "add", "--detach", "--force", str(tree), commit)
+    git(workdir, "worktree", "prune")
+    git(workdir, "worktree", "add", "--detach", "--force", str(tree), commit)
     return tree, False
 
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import jsonschema
 
+from ci_gate.compare.bounds import BaselineRule
 from ci_gate.errors import Diagnostic, PolicyError
 from ci_gate.metrics import registry, syscall_table
 from ci_gate.metrics.collector import Unexpected
@@ -28,6 +29,7 @@ from ci_gate.policy import schema as policy_schema
 from ci_gate.policy.model import (
     DISABLED,
     ENFORCE,
+    BaselineSpec,
     Bound,
     Fixture,
     Origin,
@@ -481,7 +483,7 @@ def _merge(chain: list[_Doc]) -> tuple[dict[str, Any], Sources, dict[str, set[st
     for doc in chain:
         value = doc.value
         earlier_ids[doc.file] = set(merged.get("rules", {}))
-        for section in ("scenario", "unexpected"):
+        for section in ("scenario", "unexpected", "baseline"):
             if section not in value:
                 continue
             incoming = value[section]
@@ -607,8 +609,17 @@ def _check_rule(
 
     warn, fail = _bound(raw.get("warn")), _bound(raw.get("fail"))
     mode = raw.get("mode", ENFORCE)
-    if "warn" not in raw and "fail" not in raw and mode not in (DISABLED, INVALID):
-        at(base, f"rule {rid!r} has neither `warn` nor `fail`, so it can never trip", key=True)
+    if (
+        "warn" not in raw
+        and "fail" not in raw
+        and "baseline" not in raw
+        and mode not in (DISABLED, INVALID)
+    ):
+        at(
+            base,
+            f"rule {rid!r} has neither `warn`, `fail` nor `baseline` bounds, so it can never trip",
+            key=True,
+        )
     for name, b in (("warn", warn), ("fail", fail)):
         if b is None:
             continue
@@ -674,6 +685,8 @@ def _check_rule(
         hint=raw.get("hint"),
         deduct=raw.get("deduct"),
         aggregate=raw.get("aggregate", "median"),
+        baseline=BaselineRule.from_raw(raw.get("baseline")),
+        max_spread=raw.get("max_spread"),
     )
 
 
@@ -762,6 +775,27 @@ def _unexpected(raw: dict[str, Any], at: _Where) -> Unexpected:
     )
 
 
+def _baseline(raw: Any, rules: list[Rule], at: _Where) -> BaselineSpec | None:
+    """The baseline source: the policy's `baseline:`, or the default (merge base) when a
+    rule compares against a baseline and the policy does not say where it comes from."""
+    wanted = any(r.baseline is not None for r in rules)
+    if not isinstance(raw, dict):
+        return BaselineSpec() if wanted else None
+    if "ref" in raw and "file" in raw:
+        at(("baseline", "file"), "`baseline` takes `ref` or `file`, not both")
+        return None
+    file = raw.get("file")
+    resolved = None
+    if isinstance(file, str):
+        doc = at.doc(("baseline", "file"))
+        resolved = str((doc.path.parent / file).resolve())
+    return BaselineSpec(
+        ref=raw.get("ref", "merge-base"),
+        file=resolved,
+        on_unavailable=raw.get("on_unavailable", "warn"),
+    )
+
+
 def digest_of(resolved: dict[str, Any]) -> str:
     """sha256 of the merged policy as canonical JSON: equal for equal resolved policies."""
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -789,6 +823,7 @@ def load_policy(path: str | Path) -> Policy:
         scenario = _scenario(merged["scenario"], at)
     unexpected_raw = merged.get("unexpected", {})
     unexpected = _unexpected(unexpected_raw if isinstance(unexpected_raw, dict) else {}, at)
+    baseline = _baseline(merged.get("baseline"), rules, at)
     if ctx.diags:
         raise PolicyError(ctx.sorted())
     warnings = []
@@ -816,4 +851,5 @@ def load_policy(path: str | Path) -> Policy:
         sources=tuple(dict.fromkeys(d.file for d in chain)),
         resolved=merged,
         warnings=tuple(warnings),
+        baseline=baseline,
     )

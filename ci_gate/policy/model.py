@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci_gate.compare.bounds import BaselineRule
 from ci_gate.errors import Diagnostic
 from ci_gate.metrics.collector import Unexpected
 
@@ -74,6 +75,8 @@ class Rule:
     hint: str | None = None
     deduct: float | None = None
     aggregate: str = "median"
+    baseline: BaselineRule | None = None
+    max_spread: float | None = None
 
     def threshold(self) -> str:
         """The rule's bounds as the report quotes them."""
@@ -83,6 +86,8 @@ class Rule:
             parts.append(f"fail if {self.fail.describe()}{per}")
         if self.warn is not None:
             parts.append(f"warn if {self.warn.describe()}{per}")
+        if self.baseline is not None:
+            parts.append(self.baseline.threshold())
         return "; ".join(parts) or "no bounds"
 
 
@@ -109,6 +114,15 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class BaselineSpec:
+    """Where the base side comes from: a ref to take the merge base with, or a file."""
+
+    ref: str = "merge-base"
+    file: str | None = None  # resolved path of a saved results.json
+    on_unavailable: str = "warn"
+
+
+@dataclass(frozen=True)
 class Policy:
     path: str
     digest: str
@@ -118,6 +132,7 @@ class Policy:
     sources: tuple[str, ...]
     resolved: dict[str, Any]
     warnings: tuple[Diagnostic, ...] = ()  # valid, but probably not what was meant
+    baseline: BaselineSpec | None = None  # set when the policy or a rule asks for one
 
     @property
     def enforced(self) -> list[Rule]:

@@ -61,6 +61,30 @@ _RULE = _obj(
     hint=_OPT_STR,
     message=_STR,
     scenario=_STR,
+    aggregate=_OPT_STR,
+    spread={
+        "type": ["object", "null"],
+        "required": ["min", "max", "values"],
+        "properties": {
+            "min": _NUM,
+            "max": _NUM,
+            "values": {"type": "array", "items": _NUM},
+            "unstable": {"type": "boolean"},
+        },
+    },
+    baseline={
+        "type": ["object", "null"],
+        "required": ["available"],
+        "properties": {
+            "available": {"type": "boolean"},
+            "base": _OPT_NUM,
+            "delta": _OPT_NUM,
+            "pct": _OPT_NUM,
+            "status": _RULE_STATUS,
+            "note": _STR,
+            "bounds": _STR,
+        },
+    },
     origin=_obj(
         ["file", "line"],
         file={"type": "string", "maxLength": 4096},
@@ -132,6 +156,14 @@ _DETAILS = _obj(
         ),
     },
     parse={"type": "object"},
+    repeats=_obj(
+        ["count"],
+        count={"type": "integer", "minimum": 1},
+        varied={
+            "type": "object",
+            "additionalProperties": _obj(["min", "median", "max"], min=_NUM, median=_NUM, max=_NUM),
+        },
+    ),
     summary_check={
         "type": ["array", "null"],
         "items": _obj(["match"], match={"type": "boolean"}),
@@ -179,6 +211,37 @@ _SINGLE_PROPS: dict[str, Any] = {
     "scope_missing": _STR_MAP,
     "details": _DETAILS,
     "github": _GITHUB,
+    "revision": _OPT_STR,
+    "baseline": _obj(
+        [],
+        available={"type": "boolean"},
+        source=_STR,
+        file=_STR,
+        ref=_STR,
+        commit=_OPT_STR,
+        why_not=_STR,
+        on_unavailable=_STR,
+        cost_seconds=_OPT_NUM,
+        cached_build={"type": "boolean"},
+        environment={
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "null"]},
+        },
+        environment_differences={"type": "array", "items": _STR},
+        metrics={"type": "object", "additionalProperties": _NUM},
+    ),
+    "deltas": {
+        "type": "array",
+        "items": _obj(
+            ["metric"],
+            metric=_STR,
+            base=_OPT_NUM,
+            head=_OPT_NUM,
+            delta=_OPT_NUM,
+            pct=_OPT_NUM,
+            moved={"type": "boolean"},
+        ),
+    },
 }
 _SINGLE: dict[str, Any] = {
     "type": "object",

@@ -692,8 +692,119 @@ def _rule_row(x: dict[str, Any]) -> list[str]:
     if x.get("mode") == "advisory":
         status += " (advisory)"
     value = num(x["value"]) if x["value"] is not None else "not measured"
+    spread = x.get("spread")
+    if spread:
+        value += f" ({x.get('aggregate', 'median')} of {len(spread['values'])}: "
+        value += f"{num(spread['min'])} to {num(spread['max'])})"
+    base = x.get("baseline")
+    if base and base.get("available"):
+        value += f" (base {num(base['base'])}, {_signed(base['delta'], base.get('pct'))})"
+    elif base:
+        value += " (no baseline)"
+    if x["status"] == "WARN" and str(x.get("message", "")).startswith("unstable"):
+        status += " unstable"
     # Thresholds are built from numbers by the policy stage: nothing to escape.
     return [md_code(x["id"]), metric, value, x["threshold"], status]
+
+
+def _signed(delta: float | None, pct: float | None) -> str:
+    if delta is None:
+        return "n/a"
+    if delta == 0:
+        return "±0"
+    text = f"+{num(delta)}" if delta > 0 else f"-{num(-delta)}"
+    if pct is not None:
+        text += f", {pct:+.1f}%"
+    return text
+
+
+MAX_DELTA_ROWS = 40
+
+
+def _changes(r: dict[str, Any]) -> str:
+    """The base -> head comparison: which baseline, and what moved."""
+    base = r.get("baseline")
+    if not base:
+        return ""
+    out = ["### Changes against the base", ""]
+    if not base.get("available"):
+        level = "ERROR" if base.get("on_unavailable") == "error" else "Warning"
+        out.append(f"> **{level}**: no baseline: {md_text(str(base.get('why_not', '')))}")
+        return "\n".join(out)
+    if base.get("source") == "file":
+        where = f"from {md_code(str(base.get('file', '')))}"
+    else:
+        where = f"the merge base with {md_code(str(base.get('ref', '')))}, traced in this job"
+    commit = base.get("commit")
+    line = f"Baseline: {where}"
+    if commit:
+        line += f", commit {md_code(str(commit)[:12])}"
+    if base.get("cost_seconds") is not None:
+        line += f"; it cost {base['cost_seconds']:.1f} s"
+        if base.get("cached_build"):
+            line += " (build reused)"
+    out.append(line + ".")
+    env = base.get("environment") or {}
+    if env:
+        out.append(
+            f"Base environment: strace {md_text(str(env.get('strace')))}, Linux "
+            f"{md_text(str(env.get('kernel')))} {md_text(str(env.get('arch', '')))}."
+        )
+    if base.get("environment_differences"):
+        out += [
+            "",
+            "> **Warning**: the baseline ran in another environment ("
+            + md_text("; ".join(base["environment_differences"]))
+            + "): baseline verdicts are shown as WARN at most.",
+        ]
+    deltas = r.get("deltas", [])
+    moved = [d for d in deltas if d.get("moved")]
+    out.append("")
+    if not moved:
+        out.append("No metric moved.")
+        return "\n".join(out)
+
+    def weight(d: dict[str, Any]) -> float:
+        if d.get("pct") is not None:
+            return abs(float(d["pct"]))
+        return float("inf")
+
+    moved.sort(key=lambda d: (-weight(d), d["metric"]))
+    rows = [
+        [md_code(d["metric"]), num(d["base"]), num(d["head"]), _signed(d["delta"], d.get("pct"))]
+        for d in moved[:MAX_DELTA_ROWS]
+    ]
+    out.append(f"{len(moved)} metric(s) moved:")
+    out += ["", _table(["Metric", "Base", "Head", "Change"], rows)]
+    if len(moved) > MAX_DELTA_ROWS:
+        out += ["", f"{len(moved) - MAX_DELTA_ROWS} more in results.json."]
+    return "\n".join(out)
+
+
+def _repeats(r: dict[str, Any]) -> str:
+    rep = (r.get("details") or {}).get("repeats")
+    if not rep:
+        return ""
+    out = [
+        "### Repeated runs",
+        "",
+        f"The scenario was traced {rep['count']} times; metrics show the median.",
+    ]
+    varied = rep.get("varied") or {}
+    if not varied:
+        out += ["", "No metric varied between the runs."]
+        return "\n".join(out)
+    rows = [
+        [md_code(name), num(v["min"]), num(v["median"]), num(v["max"])]
+        for name, v in sorted(varied.items())[:MAX_DELTA_ROWS]
+    ]
+    out += [
+        "",
+        f"{len(varied)} metric(s) varied:",
+        "",
+        _table(["Metric", "Min", "Median", "Max"], rows),
+    ]
+    return "\n".join(out)
 
 
 def _summary(r: dict[str, Any], max_rows: int | None = None) -> str:
@@ -720,6 +831,8 @@ def _rows_left_out(n: int) -> list[str]:
 
 SECTIONS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("header", _header),
+    ("changes", _changes),
+    ("repeats", _repeats),
     ("io_uring", _io_uring),
     ("io_uring_ops", _io_uring_ops),
     ("metadata", _metadata),
@@ -742,7 +855,7 @@ KEEP = ("header", "summary")
 def sections(r: dict[str, Any]) -> list[Section]:
     if is_merged(r):
         return _merged_sections(r)
-    return [(key, fn(r)) for key, fn in SECTIONS]
+    return [(key, text) for key, fn in SECTIONS if (text := fn(r))]
 
 
 # -- merged results (one report for several scenarios) -------------------------------------------

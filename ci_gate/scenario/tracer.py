@@ -81,10 +81,12 @@ def trace(
     env: dict[str, str],
     timeout: float,
     extra_flags: tuple[str, ...] = (),
+    suffix: str = "",
 ) -> TraceRun:
+    """One traced run: out_dir/trace{suffix}.txt and target{suffix}.stdout/.stderr."""
     strace = strace_path()
-    trace_file = out_dir / "trace.txt"
-    stdout, stderr = out_dir / "target.stdout", out_dir / "target.stderr"
+    trace_file = out_dir / f"trace{suffix}.txt"
+    stdout, stderr = out_dir / f"target{suffix}.stdout", out_dir / f"target{suffix}.stderr"
     if trace_file.exists():
         trace_file.unlink()
     full = [strace, *STRACE_FLAGS, *extra_flags, "-o", str(trace_file), "--", *argv]
