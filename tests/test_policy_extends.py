@@ -102,6 +102,7 @@ def test_preset_named_like_a_local_file(tmp_path: Path) -> None:
 def test_local_extends_resolve_relative_to_the_extending_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (tmp_path / ".git").mkdir()  # one checkout holds repo/ and shared/
     write(tmp_path / "shared" / "base.yml",
           "version: 1\nextends: [more/deeper.yml]\n"
           "rules:\n  base-rule: {metric: syscalls.total, fail: {max: 100}}\n")  # fmt: skip
@@ -120,6 +121,21 @@ def test_local_extends_resolve_relative_to_the_extending_file(
         "../shared/base.yml",
         str(tmp_path / "repo" / "ci" / "policy.yml"),
     )
+
+
+def test_extends_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    # The policy comes from the pull request: it must not make the gate read (and quote
+    # the keys of) files outside the checkout, such as a runner's credentials.
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    write(tmp_path / "secret.yml", "version: 1\nrules: {}\n")
+    write(tmp_path / "repo" / "p.yml", "version: 1\nextends: [../secret.yml, /etc/passwd]\n")
+    policy = tmp_path / "repo" / "p.yml"
+    with pytest.raises(PolicyError) as err:
+        load_policy(policy)
+    messages = [d.message for d in err.value.diagnostics]
+    assert len(messages) == 2
+    assert all("is outside the repository" in m for m in messages)
+    assert messages[0].startswith("'../secret.yml' is outside the repository")
 
 
 def test_missing_local_file(tmp_path: Path) -> None:

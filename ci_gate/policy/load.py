@@ -126,6 +126,9 @@ class _Ctx:
     order: dict[str, int] = field(default_factory=dict)  # file -> when it was first read
     files_read: int = 0
     incomplete: bool = False  # some extended file could not be read: its rules are unknown
+    # Local extends must stay inside this tree: the policy comes from the pull request,
+    # and an error message quoting another file's keys must not leak it.
+    confine: Path | None = None
 
     def add(
         self,
@@ -445,6 +448,14 @@ def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
         )
         return None
     target = (doc.path.parent / ref).resolve()
+    if ctx.confine is not None and not target.is_relative_to(ctx.confine):
+        ctx.add(
+            doc.located,
+            at,
+            f"{ref!r} is outside the repository ({_display(ctx.confine)}): a policy may extend "
+            "presets (builtin:NAME) and files of its own repository only",
+        )
+        return None
     if not target.is_file():
         name = ref.removesuffix(".yml")
         hint = f"; did you mean 'builtin:{name}'?" if name in available_presets() else ""
@@ -456,6 +467,17 @@ def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
         )
         return None
     return target
+
+
+def _repository_of(policy: Path) -> Path:
+    """The tree local extends may reach: the policy's git checkout; outside one, the
+    current directory when the policy lies in it (a workspace), else the policy's own."""
+    here = policy.resolve().parent
+    for d in (here, *here.parents):
+        if (d / ".git").exists():
+            return d
+    cwd = Path.cwd().resolve()
+    return cwd if here.is_relative_to(cwd) else here
 
 
 def _display(path: Path) -> str:
@@ -806,7 +828,7 @@ def load_policy(path: str | Path) -> Policy:
     """The resolved policy, or PolicyError listing every problem found."""
     p = Path(path)
     shown = str(path)
-    ctx = _Ctx()
+    ctx = _Ctx(confine=_repository_of(p))
     chain = _collect(p, shown, ctx, (p.resolve(),))
     if not chain:
         raise PolicyError(ctx.sorted() or [Diagnostic(shown, 1, 1, "", "cannot be read")])
