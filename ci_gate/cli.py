@@ -102,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         opcodes=args.opcodes,
         baseline_file=Path(args.baseline_file) if args.baseline_file else None,
         use_baseline=not args.no_baseline,
+        max_trace_bytes=args.max_trace_bytes,
     )
     return _after(args, outcome)
 
@@ -262,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--no-baseline", action="store_true", help="skip the baseline even if the policy has one"
+    )
+    r.add_argument(
+        "--max-trace-bytes",
+        type=int,
+        default=16 * 1024**3,
+        help="kill the target when its trace grows past this (default: 16 GiB)",
     )
     _add_run_publish_options(r)
     r.add_argument("--opcodes", choices=("auto", "off"), default="auto",

@@ -157,8 +157,20 @@ def _strace_problems(tr: tracer.TraceRun) -> list[dict[str, Any]]:
     return []
 
 
-def _target_problems(tr: tracer.TraceRun, timeout: float) -> list[dict[str, Any]]:
+def _target_problems(
+    tr: tracer.TraceRun, timeout: float, max_bytes: int = DEFAULT_MAX_TRACE_BYTES
+) -> list[dict[str, Any]]:
     out = []
+    if tr.oversize:
+        out.append(
+            problem(
+                "trace-too-large",
+                f"the trace grew past the {max_bytes:,}-byte cap while the target "
+                "ran, so the target and every process it started were killed; trace a smaller "
+                "scenario or raise --max-trace-bytes",
+            )
+        )
+        return out
     stderr_tail = tracer.tail(tr.stderr, 2000)
     if tr.timed_out:
         out.append(
@@ -217,6 +229,7 @@ def _measure_scenario(
     scratch: Path | None,
     say: Callable[[str], None],
     opcodes: str,
+    max_trace_bytes: int = DEFAULT_MAX_TRACE_BYTES,
 ) -> _Measured:
     """Build, make the fixture, trace the command `repeats` times, verify, measure."""
     scen = policy.scenario
@@ -280,9 +293,12 @@ def _measure_scenario(
                         env=env,
                         timeout=scen.timeout,
                         suffix=suffix,
+                        max_bytes=max_trace_bytes,
                     )
                 got.timing["trace"] = got.timing.get("trace", 0.0) + tr.elapsed
-                problems = _strace_problems(tr) + _target_problems(tr, scen.timeout)
+                problems = _strace_problems(tr) + _target_problems(
+                    tr, scen.timeout, max_trace_bytes
+                )
                 if scen.verify == "tree-equal" and not tr.timed_out:
                     diffs = tree_differences(src, dst)
                     if diffs:
@@ -338,6 +354,7 @@ def run(
     opcodes: str = "auto",
     baseline_file: Path | None = None,
     use_baseline: bool = True,
+    max_trace_bytes: int = DEFAULT_MAX_TRACE_BYTES,
 ) -> Outcome:
     def say(msg: str) -> None:
         if log is not None:
@@ -361,6 +378,7 @@ def run(
         scratch=scratch,
         say=say,
         opcodes=opcodes,
+        max_trace_bytes=max_trace_bytes,
     )
     env_info = environment.describe(got.strace_version)
     spec = policy.baseline

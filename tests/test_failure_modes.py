@@ -233,3 +233,14 @@ def test_interrupted_run_cleans_up_and_reports(tmp_path: Path, sig: signal.Signa
     assert processes_with(marker) == []
     assert list(scratch.iterdir()) == []  # the fixture is gone
     assert shutil.which("strace")
+
+
+def test_runaway_trace_is_capped(tmp_path: Path) -> None:
+    # A target that makes system calls forever: its trace grows until the cap stops it.
+    pol = write_policy(tmp_path, "sh -c 'while :; do :> /dev/null; done'", timeout="120s")
+    proc, res = run(tmp_path, pol, "--max-trace-bytes", "200000")
+    assert proc.returncode == 3
+    assert "trace-too-large" in codes(res)
+    assert "200,000-byte cap" in res["problems"][0]["message"]
+    assert processes_with("while :; do") == []
+    assert res["metrics"]["syscalls.total"] > 100  # what was traced is analysed

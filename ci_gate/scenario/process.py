@@ -126,6 +126,7 @@ class Finished:
     timed_out: bool
     elapsed: float
     killed: int  # processes killed after the deadline or left behind
+    oversize: bool = False  # killed because the watched file grew past its cap
 
 
 def _kill_all_but(keep: int, spare: frozenset[int]) -> int:
@@ -163,6 +164,7 @@ def run(
     timeout: float,
     tracer: bool = False,
     grace: float = 2.0,
+    watch: tuple[Path, int] | None = None,
 ) -> Finished:
     """Run argv to completion or deadline; kill whatever it left behind either way.
 
@@ -171,6 +173,9 @@ def run(
     running would hold the run until the deadline. Once the target itself has
     exited, what is still alive after `grace` seconds is killed, strace then
     finishes its trace, and the count of killed processes is reported.
+
+    With watch=(file, limit), a file that grows past `limit` bytes (a runaway
+    trace filling the disk) ends the run like the deadline does.
     """
     become_subreaper()
     spare = children()
@@ -188,6 +193,7 @@ def run(
             start_new_session=True,
         )
         timed_out = False
+        oversize = False
         seen_target = False
         target_gone: float | None = None
         rc: int | None = None
@@ -199,8 +205,10 @@ def run(
                 except subprocess.TimeoutExpired:
                     pass
                 now = time.monotonic()
-                if now >= deadline:
-                    timed_out = True
+                if watch is not None and _size(watch[0]) > watch[1]:
+                    oversize = True
+                if now >= deadline or oversize:
+                    timed_out = not oversize
                     kill_tree(proc.pid, spare)
                     proc.wait()
                     rc = None
@@ -226,4 +234,11 @@ def run(
     elapsed = time.monotonic() - start
     # Daemons the target double-forked outlive it; they are part of the run.
     leftovers += kill_tree(None, spare)
-    return Finished(rc, timed_out, elapsed, leftovers)
+    return Finished(rc, timed_out, elapsed, leftovers, oversize)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -34,6 +34,7 @@ class TraceRun:
     elapsed: float
     leftovers: int
     strace_messages: list[str] = field(default_factory=list)
+    oversize: bool = False
 
 
 def strace_path() -> str:
@@ -82,6 +83,7 @@ def trace(
     timeout: float,
     extra_flags: tuple[str, ...] = (),
     suffix: str = "",
+    max_bytes: int | None = None,
 ) -> TraceRun:
     """One traced run: out_dir/trace{suffix}.txt and target{suffix}.stdout/.stderr."""
     strace = strace_path()
@@ -91,7 +93,14 @@ def trace(
         trace_file.unlink()
     full = [strace, *STRACE_FLAGS, *extra_flags, "-o", str(trace_file), "--", *argv]
     done = process.run(
-        full, cwd=cwd, env=env, stdout=stdout, stderr=stderr, timeout=timeout, tracer=True
+        full,
+        cwd=cwd,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        timeout=timeout,
+        tracer=True,
+        watch=(trace_file, max_bytes) if max_bytes is not None else None,
     )
     messages = strace_messages(stderr)
     run = TraceRun(
@@ -104,6 +113,7 @@ def trace(
         done.elapsed,
         done.killed,
         messages,
+        done.oversize,
     )
     _raise_if_not_started(run, argv, cwd)
     return run
