@@ -81,6 +81,14 @@ def kill_tree(pgid: int | None, spare: frozenset[int]) -> int:
             hit += 1
         except ProcessLookupError:
             pass
+    hit += _kill_descendants(spare)
+    reap_orphans(spare)
+    return hit
+
+
+def _kill_descendants(spare: frozenset[int], keep: int | None = None) -> int:
+    """SIGKILL our descendants outside `spare`, sparing `keep` itself (not its children)."""
+    hit = 0
     me = os.getpid()
     # Repeat until none is left: a process may fork while its parent dies.
     for _ in range(50):
@@ -90,7 +98,7 @@ def kill_tree(pgid: int | None, spare: frozenset[int]) -> int:
         while stack:
             p = stack.pop()
             stack.extend(kids.get(p, []))
-            if _alive(p):
+            if p != keep and _alive(p):
                 alive.append(p)
         if not alive:
             break
@@ -101,7 +109,6 @@ def kill_tree(pgid: int | None, spare: frozenset[int]) -> int:
             except ProcessLookupError:
                 pass
         time.sleep(0.02)
-    reap_orphans(spare)
     return hit
 
 
@@ -127,31 +134,6 @@ class Finished:
     elapsed: float
     killed: int  # processes killed after the deadline or left behind
     oversize: bool = False  # killed because the watched file grew past its cap
-
-
-def _kill_all_but(keep: int, spare: frozenset[int]) -> int:
-    """SIGKILL every descendant of ours except `keep` itself (its descendants included)."""
-    hit = 0
-    me = os.getpid()
-    for _ in range(50):
-        kids = _children_map()
-        stack = [p for p in kids.get(me, []) if p not in spare]
-        alive = []
-        while stack:
-            p = stack.pop()
-            stack.extend(kids.get(p, []))
-            if p != keep and _alive(p):
-                alive.append(p)
-        if not alive:
-            break
-        for p in alive:
-            try:
-                os.kill(p, signal.SIGKILL)
-                hit += 1
-            except ProcessLookupError:
-                pass
-        time.sleep(0.02)
-    return hit
 
 
 def run(
@@ -225,7 +207,7 @@ def run(
                     if target_gone is None:
                         target_gone = now
                     elif now - target_gone >= grace:
-                        leftovers += _kill_all_but(proc.pid, spare)
+                        leftovers += _kill_descendants(spare, keep=proc.pid)
                         target_gone = float("inf")
         except BaseException:
             kill_tree(proc.pid, spare)
