@@ -34,7 +34,7 @@ from ci_gate.policy.load import load_policy
 from ci_gate.policy.model import BaselineSpec, Policy
 from ci_gate.report import markdown, results
 from ci_gate.scenario import build as build_stage
-from ci_gate.scenario import environment, fixture, tracer
+from ci_gate.scenario import environment, fixture, sibling, tracer
 from ci_gate.scenario.verify import tree_differences
 from ci_gate.trace import source
 from ci_gate.trace.parser import TraceParser
@@ -217,6 +217,7 @@ class _Measured:
     trace: dict[str, Any] = field(default_factory=dict)
     strace_version: str | None = None
     interrupted: int | None = None
+    placement: dict[str, Any] = field(default_factory=dict)  # where the trace ran
 
 
 def _measure_scenario(
@@ -278,6 +279,10 @@ def _measure_scenario(
                 files=fx.files,
             )
             scope = Scope({"src": str(src), "dst": str(dst)}, fx)
+            # Probes io_uring (before any recording: the probe makes a ring of its own); where
+            # it is blocked, the traces may run in a sibling container that allows it.
+            plan = sibling.plan(out_dir=out_dir, cwd=workdir, roots=(src, dst), log=say)
+            got.placement = plan.placement
             for i in range(scen.repeats):
                 suffix = "" if i == 0 else f"-r{i + 1}"
                 label = f" (repeat {i + 1} of {scen.repeats})" if scen.repeats > 1 else ""
@@ -286,7 +291,7 @@ def _measure_scenario(
                 say(f"tracing{label}: {' '.join(argv)}")
                 # The io_uring tracepoints record while (and only while) the scenario runs.
                 with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
-                    tr = tracer.trace(
+                    placed = plan.trace(
                         argv,
                         out_dir=out_dir,
                         cwd=workdir,
@@ -295,9 +300,12 @@ def _measure_scenario(
                         suffix=suffix,
                         max_bytes=max_trace_bytes,
                     )
+                tr = placed.run
                 got.timing["trace"] = got.timing.get("trace", 0.0) + tr.elapsed
-                problems = _strace_problems(tr) + _target_problems(
-                    tr, scen.timeout, max_trace_bytes
+                problems = (
+                    placed.problems
+                    + _strace_problems(tr)
+                    + _target_problems(tr, scen.timeout, max_trace_bytes)
                 )
                 if scen.verify == "tree-equal" and not tr.timed_out:
                     diffs = tree_differences(src, dst)
@@ -335,6 +343,7 @@ def _measure_scenario(
             shutil.rmtree(tmp, ignore_errors=True)
     if runs:
         got.measurement = combine(runs)
+        got.measurement.notes += sibling.notes(got.placement)
         if len(runs) < scen.repeats and got.interrupted is None:
             got.measurement.notes.append(
                 f"only {len(runs)} of {scen.repeats} repeats ran: a repeat failed"
@@ -381,6 +390,8 @@ def run(
         max_trace_bytes=max_trace_bytes,
     )
     env_info = environment.describe(got.strace_version)
+    if got.placement:
+        env_info["trace_placement"] = got.placement
     spec = policy.baseline
     if baseline_file is not None:
         spec = BaselineSpec(

@@ -36,6 +36,11 @@ def _read(path: str) -> str | None:
         return None
 
 
+def io_uring_disabled() -> str | None:
+    """kernel.io_uring_disabled: 0 allowed, 1 only for io_uring_group or CAP_SYS_ADMIN, 2 off."""
+    return _read("/proc/sys/kernel/io_uring_disabled")
+
+
 def container() -> str | None:
     if os.path.exists("/.dockerenv"):
         return "docker"
@@ -64,7 +69,7 @@ def describe(strace_version: str | None) -> dict[str, Any]:
         "gate": ci_gate.__version__,
         "container": container(),
         "seccomp": seccomp_mode(),
-        "io_uring_disabled": _read("/proc/sys/kernel/io_uring_disabled"),
+        "io_uring_disabled": io_uring_disabled(),
         "io_uring_probe": probe_io_uring(),
         "uid": os.geteuid(),
     }
