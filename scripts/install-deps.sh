@@ -20,6 +20,10 @@ if [ "${1:-}" = "--test" ]; then
   need podman podman
   need runc runc
   need debootstrap debootstrap
+  # podman's default (bridge) network for the container-action tests: netavark and its
+  # firewall rules, which --no-install-recommends would leave out.
+  [ -x /usr/lib/podman/netavark ] || want+=(netavark)
+  need iptables iptables
   need node nodejs
   need unshare util-linux
   need setpriv util-linux
