@@ -141,7 +141,11 @@ def test_dynamic_loader_is_not_scenario_work(tmp_path: Path, copier: Path) -> No
 def test_blocked_io_uring_is_an_error_not_a_regression(
     tmp_path: Path, copier: Path, deny_syscalls: Path, errno: str
 ) -> None:
-    rules = "  batching: {metric: io_uring.batch.avg, fail: {min: 2}}\n"
+    rules = (
+        "  batching: {metric: io_uring.batch.avg, fail: {min: 2}}\n"
+        "  uses-ring: {metric: io_uring.rings, fail: {min: 1}}\n"
+        "  singles: {metric: io_uring.batch.single, fail: {max: 0}}\n"
+    )
     command = f"{deny_syscalls} {errno} io_uring {COPIER} {{src}} {{dst}}"
     res = run_mode(tmp_path, "", rules=rules, command=command)
     assert res["status"] == "ERROR" and res["_proc"].returncode == 3
@@ -149,5 +153,13 @@ def test_blocked_io_uring_is_an_error_not_a_regression(
     assert blocked and errno in blocked[0]["message"]
     assert "seccomp" in blocked[0]["message"] and "host mode" in blocked[0]["message"]
     assert res["metrics"]["io_uring.setup.failed"] == 1
+    # Not "no ring: FAIL", not "no single-SQE submission: PASS": every rule on io_uring is ERROR.
+    assert {r["id"]: r["status"] for r in res["rules"]} == {
+        "batching": "ERROR",
+        "uses-ring": "ERROR",
+        "singles": "ERROR",
+    }
+    assert "io_uring.rings" not in res["metrics"]
+    assert "blocked" in res["unmeasured"]["io_uring.rings"]
     report = (tmp_path / "out" / "report.md").read_text()
     assert "io_uring is unavailable here" in report

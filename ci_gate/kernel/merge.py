@@ -66,6 +66,11 @@ def merge(
     if data.reason is not None:
         m.scope_missing["kernel"] = data.reason
         return
+    blocked = m.unmeasured.get("io_uring.rings")
+    if blocked is not None:
+        # The ring could not even be created: no opcode count means anything.
+        m.scope_missing["kernel"] = blocked
+        return
 
     strace_rings = m.details.get("io_uring", {}).get("rings", [])
     pairs, only_s, only_k = pair_rings(strace_rings, data.rings)

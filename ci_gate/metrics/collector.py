@@ -618,6 +618,14 @@ class Collector:
             )
         blocked = [e for e in BLOCKED_ERRNOS if self.setup_errnos.get(e)]
         if blocked and not self.rings:
+            # Every io_uring figure is inconclusive, not zero: a rule on one is ERROR,
+            # never a FAIL ("no ring") or a PASS ("no single-SQE submissions").
+            why = f"io_uring is blocked here (io_uring_setup failed with {blocked[0]})"
+            for name in [k for k in v if k.startswith("io_uring.") and ".setup." not in k]:
+                v.pop(name)
+                unmeasured[name] = why
+            for name in ("io_uring.batch.avg", "io_uring.batch.max"):
+                unmeasured[name] = why
             problems.append(
                 Problem(
                     "io_uring-blocked",
@@ -630,6 +638,7 @@ class Collector:
                     "profile.",
                 )
             )
+            return
         why_not = None
         if sqpoll:
             why_not = (
