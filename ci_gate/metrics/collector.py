@@ -35,6 +35,7 @@ from ci_gate.trace.args import (
     unescape_path,
 )
 from ci_gate.trace.events import Call, ParseStats, ProcessExit, SignalDelivery
+from ci_gate.trace.parser import Selection
 
 # Decorated fd arguments naming a filesystem path: 3</tmp/x>. Paths in
 # decorations have '<' and '>' escaped, so the class below cannot overrun.
@@ -52,6 +53,12 @@ SYMLINK_CREATE = frozenset({"symlink", "symlinkat"})
 SYMLINK_READ = frozenset({"readlink", "readlinkat"})
 _PRESERVE_OP_OF = {call: op for op, calls in PRESERVE_OPS.items() for call in calls}
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+# How many leading arguments each path call's metrics read (the dirfd/path
+# pairs, and the flags of the open calls): splitting stops there.
+_ARGS_NEEDED = {
+    name: max(max(d or 0, p) for d, p in spec.pairs) + 1 + (name in OPEN_CALLS)
+    for name, spec in PATH_CALLS.items()
+}
 
 # IORING_SETUP_* bits, for traces printed with -X raw.
 _SETUP_BITS = {
@@ -166,6 +173,7 @@ class Collector:
         self._needles = scope.needles if scope is not None and scope.verbatim else None
         self._src_label = "src" if scope is not None and "src" in scope.roots else None
         self._dst_label = self._pick_dst(scope)
+        self._selection: Selection | None = None
         self._handlers = {name: self._path_call for name in PATH_CALLS}
         self._handlers.update(
             io_uring_setup=self._uring_setup,
@@ -181,6 +189,24 @@ class Collector:
             fork=self._clone,
             vfork=self._clone,
         )
+
+    def selection(self) -> Selection:
+        """The calls this collector must see one by one; the parser only counts the others.
+
+        With scenario roots, a call is also needed when its line names a root
+        (a -y decoration), and every call is needed when the roots cannot be
+        found by substring or the trace has no decorations (fds are then
+        followed through open/dup/close).
+        """
+        names: set[str] | None = set(self._handlers) | set(self.unexpected.anywhere)
+        needles: tuple[str, ...] = ()
+        if self.scope is not None:
+            if self._needles is None or self.decorated is False:
+                names = None
+            else:
+                needles = tuple(self._needles)
+        self._selection = Selection(names, needles)
+        return self._selection
 
     @staticmethod
     def _pick_dst(scope: Scope | None) -> str | None:
@@ -221,7 +247,7 @@ class Collector:
 
     def _path_call(self, c: Call) -> None:
         spec = PATH_CALLS[c.name]
-        args = c.split_args()
+        args = c.split_args(_ARGS_NEEDED[c.name])
         nargs = len(args)
         classes: list[str] = []
         resolved: list[str | None] = []
@@ -289,6 +315,8 @@ class Collector:
         assert c.retval is not None
         if self.decorated is None:
             self.decorated = c.ret is not None and "<" in c.ret
+            if not self.decorated and self.scope is not None and self._selection is not None:
+                self._selection.names = None
         dec = c.ret_decoration
         if dec is not None and dec.startswith("/"):
             path = unescape_path(dec)
@@ -410,7 +438,7 @@ class Collector:
 
     def _uring_enter(self, c: Call) -> None:
         self.enter_calls += 1
-        args = c.split_args()
+        args = c.split_args(4)
         if len(args) < 4:
             return
         flags = args[3]
@@ -446,7 +474,7 @@ class Collector:
         self.hist[ret] += 1
 
     def _uring_register(self, c: Call) -> None:
-        args = c.split_args()
+        args = c.split_args(2)
         if len(args) < 2 or c.errno is not None:
             return
         opcode = args[1]
@@ -493,6 +521,9 @@ class Collector:
         unmeasured: dict[str, str] = {}
         problems: list[Problem] = []
         notes: list[str] = []
+        if stats.tally:
+            # The parser counted every call, also those it did not hand over.
+            self.calls, self.errors = stats.entered(), stats.errors()
         calls, errors = self.calls, self.errors
 
         v["syscalls.total"] = sum(calls.values())
@@ -708,6 +739,8 @@ class Collector:
         theirs = {r.syscall: r for r in stats.summary}
         unreturned = stats.unreturned_by_name
         for name in sorted(set(theirs) | set(self.calls)):
+            if name.startswith("syscall_"):
+                continue  # numbers strace has no name for are never in its table
             ours_returned = self.calls.get(name, 0) - unreturned.get(name, 0)
             ours_errors = self.errors.get(name, 0)
             row = theirs.get(name)
