@@ -87,14 +87,14 @@ _LINE = re.compile(
 # one) a timestamp; a call or a resumed half; then either a return that is a
 # number (perhaps -y decorated, with "(...)" after it) or "-1 ERRNO (text)",
 # perhaps a -T duration; or " <unfinished ...>". Groups: pid, ts, name,
-# resumed name, arguments, return (with the duration), errno, unfinished.
+# resumed name, arguments, return, errno, duration, unfinished.
 _FAST_BODY = r"""
     (?:([a-z_][a-z0-9_]*)\(|<\.\.\.\ ([a-z_][a-z0-9_]*)\ resumed>)
     (?:
         (.*)\)\ +=\ (
             (?:\d+|0x[0-9a-f]+)(?:<.*>)?(?:\ \(.*\))?
           | -1\ (E[A-Z0-9_]+)\ \(.*\)
-        )(?:\ <\d+(?:\.\d+)?>)?(?<!\.\.\.>)$
+        )(?:\ <(\d+(?:\.\d+)?)>)?(?<!\.\.\.>)$
       | (?>.*)(?<=\ <unfinished\ \.\.\.>)()$
     )
 """
@@ -199,6 +199,7 @@ class TraceParser:
         # spliced in, or a strace message, and the rest follows later.
         self._incomplete: tuple[int, str, str, int, str | None] | None = None
         self._spliced = 0
+        self._glued = False
         self._in_summary: list[str] | None = None
         # execve by a non-leader thread, seen from the leader's side before
         # the thread's half (-ff files in pid order): leader -> thread, and
@@ -211,6 +212,8 @@ class TraceParser:
         self._unprefixed_seen = False
         self._mixed = False
         self._timestamps = False
+        # Tasks seen with a pid prefix (in the general path) and not gone yet.
+        self._live: dict[int, None] = {}
 
     # -- public -----------------------------------------------------------
 
@@ -244,34 +247,41 @@ class TraceParser:
             # mixes lines with and without pids) goes to the general path.
             m = None if busy else fast(raw)
             if m is not None:
-                pid_s, ts, name, rname, args, ret, errno, unf = m.groups()
+                pid_s, ts, name, rname, args, ret, errno, dur, unf = m.groups()
                 if unf is None:
                     if name is not None:
-                        # A complete call.
-                        t = tally.get(name)
-                        if t is None:
-                            t = tally[name] = [0, 0, 0]
-                        t[0] += 1
-                        t[1] += 1
-                        if errno is not None:
-                            t[2] += 1
-                        if names is not None and name not in names:
-                            for needle in needles:
-                                if needle in raw:
-                                    break
-                            else:
+                        # A complete call, unless program output spliced into the
+                        # line (a shared stderr) ends in something like "(p) = 1":
+                        # then the parentheses before the return do not pair up.
+                        if "(" in args and args.count("(") != args.count(")"):
+                            m = None
+                        else:
+                            t = tally.get(name)
+                            if t is None:
+                                t = tally[name] = [0, 0, 0]
+                            t[0] += 1
+                            t[1] += 1
+                            if errno is not None:
+                                t[2] += 1
+                            if names is not None and name not in names:
+                                for needle in needles:
+                                    if needle in raw:
+                                        break
+                                else:
+                                    continue
+                            call = self._fast_call(
+                                pid_s, name, args, ret, errno, dur, lineno, ts, False
+                            )
+                            if call is not None:
+                                yield call
+                                if sel.names is not names or sel.needles is not needles:
+                                    names = sel.names
+                                    needles = sel.needles
                                 continue
-                        call = self._fast_call(pid_s, name, args, ret, errno, lineno, ts, False)
-                        if call is not None:
-                            yield call
-                            if sel.names is not names or sel.needles is not needles:
-                                names = sel.names
-                                needles = sel.needles
-                            continue
-                        t[0] -= 1  # the general path reads it again
-                        t[1] -= 1
-                        if errno is not None:
-                            t[2] -= 1
+                            t[0] -= 1  # the general path reads it again
+                            t[1] -= 1
+                            if errno is not None:
+                                t[2] -= 1
                     elif pid_s is not None:
                         # A resumed half that returned, under a pid.
                         pid = int(pid_s)
@@ -293,7 +303,7 @@ class TraceParser:
                                 else:
                                     continue
                             call = self._fast_call(pid_s, rname, half[1] + args, ret, errno,
-                                                   half[2], half[3], True)  # fmt: skip
+                                                   dur, half[2], half[3], True)  # fmt: skip
                             if call is not None:
                                 yield call
                                 if sel.names is not names or sel.needles is not needles:
@@ -334,17 +344,12 @@ class TraceParser:
         args: str,
         ret: str,
         errno: str | None,
+        dur: str | None,
         lineno: int,
         ts: str | None,
         split: bool,
     ) -> Call | None:
         """The event for a call the fast path matched; None if the return needs a closer look."""
-        duration = None
-        if ret.endswith(">"):
-            dm = _DURATION.search(ret)
-            if dm is not None:
-                duration = float(dm.group(1))
-                ret = ret[: dm.start()]
         if ret.isdigit():
             retval: int | None = int(ret)
         else:
@@ -353,6 +358,7 @@ class TraceParser:
                 return None
             retval = parsed[0]
         pid = int(pid_s) if pid_s is not None else self._default_pid
+        duration = float(dur) if dur is not None else None
         return Call(pid, name, args, ret, retval, errno, lineno,
                     split=split, ts=ts, duration=duration, returned=True)  # fmt: skip
 
@@ -377,11 +383,15 @@ class TraceParser:
             return
         if self._in_summary is not None and self._summary_line(line):
             return
+        glued = False
         if "strace: " in line:
-            line = _STRACE_MSG.sub("", line)
-            if not line.strip():
+            cut = _STRACE_MSG.sub("", line)
+            if cut != line:
                 self.stats.strace_messages += 1
-                return
+                if not cut.strip():
+                    return
+                line = cut
+                glued = True
         m = _LINE.match(line)
         if m is None:
             self._unmatched(line, lineno)
@@ -396,13 +406,19 @@ class TraceParser:
             if not self._mixed and self._unprefixed_seen:
                 self._mixed = True
             self._prefixed_seen = True
+            self._live[pid] = None
         else:
             pid = default_pid
             if not self._mixed and self._prefixed_seen:
                 self._mixed = True
             self._unprefixed_seen = True
+            if self._mixed and len(self._live) == 1:
+                # strace dropped the pid again: one task is left.
+                pid = next(iter(self._live))
         if name is not None:
             self._call_line(pid, name, rest, lineno, ts, line)
+            # A strace message that cut the line: the call goes on on the next one.
+            self._glued = glued and self._incomplete is not None
         elif rname is not None:
             self._resumed_line(pid, rname, rrest, lineno, ts, line, p1 is None and p2 is None)
         else:
@@ -444,7 +460,15 @@ class TraceParser:
             self._never_resumed(pid)
             head = None
         if head is None:
-            head = self._adopt(pid, name, unprefixed)
+            adopted = self._adopt(pid, name, unprefixed)
+            if adopted is not None:
+                owner, head = adopted
+                if unprefixed:
+                    pid = owner
+        if rest.startswith(_UNFINISHED):
+            # "<... read resumed> <unfinished ...>) = ?": the task went away
+            # inside the call; strace had nothing more to print.
+            rest = rest[len(_UNFINISHED) :]
         if head is None:
             leader_of = self._superseded.pop(pid, None)
             if leader_of is not None and name == "execve":
@@ -468,7 +492,7 @@ class TraceParser:
             # It was entered all the same.
             self._unreturned(pid, name, text, start_line, start_ts, True)
 
-    def _adopt(self, pid: int, name: str, unprefixed: bool) -> _Pending | None:
+    def _adopt(self, pid: int, name: str, unprefixed: bool) -> tuple[int, _Pending] | None:
         """The first half of a resumed call printed under another pid, if any.
 
         On a shared stderr strace omits the pid while one task is traced, so a
@@ -483,11 +507,11 @@ class TraceParser:
             cand = pending.get(self._default_pid)
             if cand is not None and cand[0] == name:
                 del pending[self._default_pid]
-                return cand
+                return self._default_pid, cand
             return None
         for key in reversed(list(pending)):
             if pending[key][0] == name:
-                return pending.pop(key)
+                return key, pending.pop(key)
         return None
 
     def _pid_changed(
@@ -505,9 +529,21 @@ class TraceParser:
         pending[new] = (name, text, lineno, ts, True)
 
     def _complete(
-        self, pid: int, name: str, text: str, lineno: int, ts: str | None, split: bool
+        self,
+        pid: int,
+        name: str,
+        text: str,
+        lineno: int,
+        ts: str | None,
+        split: bool,
+        tail: int = 0,
     ) -> bool:
-        """Count and select the call in 'ARGS) = RET'; False when the text has no return."""
+        """Count and select the call in 'ARGS) = RET'; False when the text has no return.
+
+        `tail` > 0: the text is a call line, program output and the line that
+        ends the call, joined; the closing parenthesis is in that last line,
+        at or after `tail`, whatever the output held.
+        """
         duration = None
         if text.endswith(">"):
             if text.endswith(_DETACHED):
@@ -520,15 +556,23 @@ class TraceParser:
         close = -1
         ret = ""
         parsed = None
-        eq = text.rfind(" = ")
+        eq = text.rfind(" = ", tail)
         if eq >= 0:
-            k = text.rfind(")", 0, eq)
-            if k >= 0 and (k + 1 == eq or text[k + 1 : eq].isspace()):
+            k = text.rfind(")", tail, eq)
+            if (
+                k >= 0
+                and (k + 1 == eq or text[k + 1 : eq].isspace())
+                # Unpaired parentheses before it: program output spliced into
+                # the line ends like a return ("(p) = 1"), or a string holds one.
+                and (tail or text.count("(", 0, k) == text.count(")", 0, k))
+            ):
                 ret = text[eq + 3 :].strip()
                 parsed = parse_return(ret)
                 if parsed is not None:
                     close = k
         if parsed is None:
+            if tail:
+                return False
             # A string or decoration containing ' = ' or ')' defeated the
             # quick split: find the call's closing parenthesis by its tokens.
             _, close = scan(text, stop_at_close=True)
@@ -630,6 +674,7 @@ class TraceParser:
         own = pending.get(leader)
         if own is not None and not own[4]:
             self._never_resumed(leader)
+        self._live.pop(thread, None)
         moved = pending.pop(thread, None)
         if moved is not None:
             pending[leader] = moved
@@ -639,6 +684,7 @@ class TraceParser:
     def _task_gone(self, pid: int) -> None:
         if pid in self._pending:
             self._never_resumed(pid)
+        self._live.pop(pid, None)
         self._superseded.pop(pid, None)
 
     def _unmatched(self, line: str, lineno: int) -> None:
@@ -674,9 +720,17 @@ class TraceParser:
             self._incomplete = None
             self._call_line(pid, name, text + " " + stripped, start, ts, line)
             return
-        self.stats.program_output_lines += 1
+        if self._glued:
+            # strace's own message ended the line; this is the call's rest.
+            self._glued = False
+            joined = text + line
+            tail = len(text)
+        else:
+            self.stats.program_output_lines += 1
+            joined = text + "\n" + line
+            tail = len(text) + 1
         self._spliced += 1
-        if " = " in line and self._complete(pid, name, text + "\n" + line, start, ts, False):
+        if " = " in line and self._complete(pid, name, joined, start, ts, False, tail):
             self._incomplete = None
             return
         if self._spliced > MAX_SPLICED_LINES:
