@@ -127,10 +127,13 @@ def test_corpus_file(sidecar: Path) -> None:
             for _, pid, name, outcome in want:
                 exp = outcome_of(outcome)
                 match = next(
-                    (c for c in remaining
-                     if (c.pid, c.name) == (pid, name) and same_outcome(exp, call_outcome(c))),
+                    (
+                        c
+                        for c in remaining
+                        if (c.pid, c.name) == (pid, name) and same_outcome(exp, call_outcome(c))
+                    ),
                     None,
-                )  # fmt: skip
+                )
                 assert match is not None, f"no call {pid} {name} {outcome} among {remaining}"
                 remaining.remove(match)
             assert not remaining, f"calls not in the sidecar: {remaining}"
@@ -191,8 +194,15 @@ def test_counting_alone_agrees(sidecar: Path) -> None:
     assert err_fast == err_full
     assert fast.tally == full.tally
     assert Counter(fast.unreturned_by_name) == Counter(full.unreturned_by_name)
-    for key in ("split_calls", "orphan_resumed", "never_resumed", "damaged", "unreturned",
-                "program_output_lines", "truncated_last_line"):  # fmt: skip
+    for key in (
+        "split_calls",
+        "orphan_resumed",
+        "never_resumed",
+        "damaged",
+        "unreturned",
+        "program_output_lines",
+        "truncated_last_line",
+    ):
         assert getattr(fast, key) == getattr(full, key), key
 
 

@@ -197,7 +197,8 @@ class TraceParser:
         self._pending: dict[int, _Pending] = {}
         # A call line that ended without its return: program output was
         # spliced in, or a strace message, and the rest follows later.
-        self._incomplete: tuple[int, str, str, int, str | None] | None = None
+        # (pid, name, argument text, line number, timestamp, the line as read)
+        self._incomplete: tuple[int, str, str, int, str | None, str] | None = None
         self._spliced = 0
         self._glued = False
         self._in_summary: list[str] | None = None
@@ -439,7 +440,7 @@ class TraceParser:
                 self._pid_changed(pid, int(m.group(1)), name, rest[: m.start()], lineno, ts)
                 return
         if not self._complete(pid, name, rest, lineno, ts, False):
-            self._incomplete = (pid, name, rest, lineno, ts)
+            self._incomplete = (pid, name, rest, lineno, ts, line)
             self._spliced = 0
 
     def _resumed_line(
@@ -707,14 +708,14 @@ class TraceParser:
         self._damage(lineno, line, "not a strace line")
 
     def _continue_incomplete(
-        self, incomplete: tuple[int, str, str, int, str | None], line: str
+        self, incomplete: tuple[int, str, str, int, str | None, str], line: str
     ) -> None:
         """A line that is not strace's own, after a call line without a return.
 
         It is program output or the rest of the call line: " <unfinished ...>"
         after a strace message, or ") = 129" after the program's output.
         """
-        pid, name, text, start, ts = incomplete
+        pid, name, text, start, ts, _ = incomplete
         stripped = line.strip()
         if stripped in ("<unfinished ...>", "<detached ...>"):
             self._incomplete = None
@@ -738,10 +739,9 @@ class TraceParser:
 
     def _drop_incomplete(self) -> None:
         assert self._incomplete is not None
-        _pid, name, text, start, _ts = self._incomplete
+        _pid, _name, _text, start, _ts, line = self._incomplete
         self._incomplete = None
-        first = text.split("\n", 1)[0]
-        self._damage(start, f"{name}({first}", "call line without a return value")
+        self._damage(start, line, "call line without a return value")
 
     def _damage(self, lineno: int, text: str, why: str) -> None:
         stats = self.stats

@@ -114,8 +114,8 @@ def check_is_strace(stats: ParseStats, parts: list[TracePart]) -> None:
     name = parts[0].path if len(parts) == 1 and parts[0].path is not None else "the input"
     raise MeasureError(
         "not-strace",
-        f"{name} is not strace output: none of its {stats.damaged} non-empty line(s) is a "
-        f"system call. First lines that did not parse: {'; '.join(shown)}",
+        f"{name} is not strace output: none of its {stats.lines} line(s) is a system call. "
+        f"First lines that did not parse: {'; '.join(shown)}",
     )
 
 
