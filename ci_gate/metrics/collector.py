@@ -53,6 +53,7 @@ SYMLINK_CREATE = frozenset({"symlink", "symlinkat"})
 SYMLINK_READ = frozenset({"readlink", "readlinkat"})
 _PRESERVE_OP_OF = {call: op for op, calls in PRESERVE_OPS.items() for call in calls}
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+_FD_BOOKKEEPING = CLONES | {"close", "dup", "dup2", "dup3", "fcntl"}
 # How many leading arguments each path call's metrics read (the dirfd/path
 # pairs, and the flags of the open calls): splitting stops there.
 _ARGS_NEEDED = {
@@ -174,6 +175,7 @@ class Collector:
         self._src_label = "src" if scope is not None and "src" in scope.roots else None
         self._dst_label = self._pick_dst(scope)
         self._selection: Selection | None = None
+        self._anywhere = self.unexpected.anywhere
         self._handlers = {name: self._path_call for name in PATH_CALLS}
         self._handlers.update(
             io_uring_setup=self._uring_setup,
@@ -199,6 +201,9 @@ class Collector:
         followed through open/dup/close).
         """
         names: set[str] | None = set(self._handlers) | set(self.unexpected.anywhere)
+        if self.scope is None and not self.rings:
+            # Without roots, fds matter only once an io_uring ring exists.
+            names -= _FD_BOOKKEEPING - self.unexpected.anywhere
         needles: tuple[str, ...] = ()
         if self.scope is not None:
             if self._needles is None or self.decorated is False:
@@ -230,12 +235,10 @@ class Collector:
                 self.signals[ev.signal] += 1
 
     def feed_call(self, c: Call) -> None:
+        # Whole-trace counts come from the parser's tally (result()), which
+        # also counts the calls it did not hand over as events.
         name = c.name
-        calls = self.calls
-        calls[name] = calls.get(name, 0) + 1
-        if c.errno is not None:
-            self.errors[name] = self.errors.get(name, 0) + 1
-        if name in self.unexpected.anywhere:
+        if name in self._anywhere:
             self.anywhere_hits[name] += 1
         handler = self._handlers.get(name)
         if handler is not None:
@@ -251,17 +254,21 @@ class Collector:
         nargs = len(args)
         classes: list[str] = []
         resolved: list[str | None] = []
+        # Paths matter only for scenario attribution.
+        need_paths = self.scope is not None
         for dirfd_i, path_i in spec.pairs:
             dirfd = args[dirfd_i] if dirfd_i is not None and dirfd_i < nargs else None
             if spec.fd_only:
                 classes.append(FD_BASED)
-                resolved.append(self._fd_path(c.pid, dirfd) if dirfd is not None else None)
+                if need_paths:
+                    resolved.append(self._fd_path(c.pid, dirfd) if dirfd is not None else None)
                 continue
             path = args[path_i] if path_i < nargs else None
             cls = classify_pair(dirfd, path)
             classes.append(cls)
-            resolved.append(self._resolve(c.pid, dirfd, path, cls))
-        cls = worst(classes) if classes else FD_BASED
+            if need_paths:
+                resolved.append(self._resolve(c.pid, dirfd, path, cls))
+        cls = classes[0] if len(classes) == 1 else worst(classes) if classes else FD_BASED
         counter = self.classes.get(c.name)
         if counter is None:
             counter = self.classes[c.name] = _cls_counter()
@@ -317,6 +324,10 @@ class Collector:
             self.decorated = c.ret is not None and "<" in c.ret
             if not self.decorated and self.scope is not None and self._selection is not None:
                 self._selection.names = None
+        if self.scope is None:
+            # Without roots, fds matter only as io_uring rings: this one is not.
+            self.tasks.close(c.pid, c.retval)
+            return
         dec = c.ret_decoration
         if dec is not None and dec.startswith("/"):
             path = unescape_path(dec)
@@ -435,6 +446,9 @@ class Collector:
         ring = Ring(len(self.rings) + 1, c.pid, c.lineno, entries, frozenset(flags))
         self.rings.append(ring)
         self.tasks.set(c.pid, c.retval, ring)
+        sel = self._selection
+        if sel is not None and sel.names is not None and not sel.names >= _FD_BOOKKEEPING:
+            sel.names = sel.names | _FD_BOOKKEEPING  # from now on the ring's fd is followed
 
     def _uring_enter(self, c: Call) -> None:
         self.enter_calls += 1
@@ -521,9 +535,8 @@ class Collector:
         unmeasured: dict[str, str] = {}
         problems: list[Problem] = []
         notes: list[str] = []
-        if stats.tally:
-            # The parser counted every call, also those it did not hand over.
-            self.calls, self.errors = stats.entered(), stats.errors()
+        # The parser counted every call, also those it did not hand over.
+        self.calls, self.errors = stats.entered(), stats.errors()
         calls, errors = self.calls, self.errors
 
         v["syscalls.total"] = sum(calls.values())

@@ -22,16 +22,26 @@ table's ``calls`` and ``errors`` columns. Unknown syscalls (``syscall_0x1f4``)
 are counted here but never in strace's table. Calls that never returned are
 counted apart (``ParseStats.unreturned_by_name``).
 
+Damage
+------
+A line that is none of strace's shapes is counted as damaged and sampled with
+its line number (``ParseStats.damaged_samples``); the rest still counts. A
+call line without its return, followed by lines that are not strace's, is a
+call with a program's output spliced into it (strace and the program sharing
+stderr): it completes on the line that ends it. Input in which no line is a
+call is refused by ``source.events`` (``not-strace``), never reported as zeros.
+
 Speed and memory
 ----------------
-The hot loop looks at a complete call line only as far as counting needs: the
-name before the first ``(`` and the first character after the last `` = ``.
-Every other line, and every call a consumer asked to see (``Selection``), goes
-through the general path, which reads the prefix (pid, timestamps, ``-i``,
-``-n``, ``-Y``), joins split calls and builds a ``Call``; arguments stay raw
-text until a metric splits them. Memory is bounded by the number of tasks
-with a call in flight (one pending half per pid) and the number of distinct
-syscall names, never by the trace's length.
+One regex match per line reads the shapes strace prints most (``-f -o
+FILE``, with ``-y``, ``-T`` or a timestamp): pid, name, where the arguments
+end and the return. A call nobody selected (``Selection``) is then only
+counted: the first characters of its return tell returned from failed.
+Everything else (``[pid N]`` prefixes, ``-i``/``-n``/``-Y``, odd returns,
+status lines, damage) goes through the general path, which reads the line in
+full. Arguments stay raw text until a metric splits them. Memory is bounded by
+the number of tasks with a call in flight (one pending half per pid) and the
+number of distinct syscall names, never by the trace's length.
 """
 
 from __future__ import annotations
@@ -84,19 +94,13 @@ _LINE = re.compile(
     re.X | re.S,
 )
 # The fast path's shapes: an optional "PID  " and (once the trace has shown
-# one) a timestamp; a call or a resumed half; then either a return that is a
-# number (perhaps -y decorated, with "(...)" after it) or "-1 ERRNO (text)",
-# perhaps a -T duration; or " <unfinished ...>". Groups: pid, ts, name,
-# resumed name, arguments, return, errno, duration, unfinished.
+# one) a timestamp; a call or a resumed half; then, when there is one, the
+# last ") = " and what follows it. Groups: pid, ts, name, resumed name, an
+# empty one where the arguments end, the return (with any -T duration).
+# Nothing longer than a name or a return is copied out of the line.
 _FAST_BODY = r"""
     (?:([a-z_][a-z0-9_]*)\(|<\.\.\.\ ([a-z_][a-z0-9_]*)\ resumed>)
-    (?:
-        (.*)\)\ +=\ (
-            (?:\d+|0x[0-9a-f]+)(?:<.*>)?(?:\ \(.*\))?
-          | -1\ (E[A-Z0-9_]+)\ \(.*\)
-        )(?:\ <(\d+(?:\.\d+)?)>)?(?<!\.\.\.>)$
-      | (?>.*)(?<=\ <unfinished\ \.\.\.>)()$
-    )
+    (?:.*()\)\ +=\ (.*))?
 """
 _FAST = re.compile(r"(?:(\d{1,7})\ +)?(?:(x)(?!))?" + _FAST_BODY, re.X)
 _FAST_TS = re.compile(
@@ -140,6 +144,18 @@ _SUMMARY_COLUMNS = frozenset(
 _SUMMARY_ROW = re.compile(r"\s*(?:[\d.]+\s+)*\d+\s+\S+\s*$|\s*-+(?:\s+-+)*\s*$")
 _PERSONALITY = re.compile(r"System call usage summary for .* mode:$")
 _DIGITS = frozenset("0123456789")
+
+
+def _parens_pair(text: str, end: int, begin: int = 0) -> bool:
+    """Whether the parentheses in text[begin:end] after its last quote pair up.
+
+    Program output spliced into a call line (strace and the program sharing
+    stderr) can end like a return ("...", 15a "q", (p) = 1) while the call's
+    real end follows on the next line; what follows the last string argument
+    then has an unpaired "(". Strings themselves may hold any parentheses.
+    """
+    start = max(text.rfind('"', begin, end) + 1, begin)
+    return text.count("(", start, end) == text.count(")", start, end)
 
 
 def parse_return(ret: str) -> tuple[int | None, str | None, bool] | None:
@@ -237,6 +253,8 @@ class TraceParser:
         needles = sel.needles
         fast = (_FAST_TS if self._timestamps else _FAST).match
         busy = self._incomplete is not None
+        digits = _DIGITS
+        unfinished_nl = _UNFINISHED + "\n"
         split = 0
         lineno = 0
         for raw in lines:
@@ -248,82 +266,94 @@ class TraceParser:
             # mixes lines with and without pids) goes to the general path.
             m = None if busy else fast(raw)
             if m is not None:
-                pid_s, ts, name, rname, args, ret, errno, dur, unf = m.groups()
-                if unf is None:
-                    if name is not None:
-                        # A complete call, unless program output spliced into the
-                        # line (a shared stderr) ends in something like "(p) = 1":
-                        # then the parentheses before the return do not pair up.
-                        if "(" in args and args.count("(") != args.count(")"):
-                            m = None
-                        else:
-                            t = tally.get(name)
-                            if t is None:
-                                t = tally[name] = [0, 0, 0]
-                            t[0] += 1
-                            t[1] += 1
-                            if errno is not None:
-                                t[2] += 1
-                            if names is not None and name not in names:
-                                for needle in needles:
-                                    if needle in raw:
-                                        break
-                                else:
+                pid_s, ts, name, rname, _close, ret = m.groups()
+                if ret is not None:
+                    # The return's first characters say all counting needs:
+                    # a number, or "-1 ERRNO (". Anything else, or a line
+                    # ending in "...>" (unfinished, detached), is read in full.
+                    if ret[:1] in digits:
+                        errno = None
+                    elif ret[:4] == "-1 E":
+                        sp = ret.find(" ", 4)
+                        errno = ret[3:sp] if ret[sp + 1 : sp + 2] == "(" else ""
+                    else:
+                        errno = ""
+                    if errno != "" and ret[-4:] != "...>":
+                        close = m.start(5)
+                        if name is not None:
+                            # A complete call, unless program output spliced into
+                            # the line (a shared stderr) ends like a return ("(p)
+                            # = 1"): then the parentheses before it do not pair up.
+                            begin = m.end(3) + 1
+                            if raw.find("(", begin, close) < 0 or _parens_pair(raw, close, begin):
+                                t = tally.get(name)
+                                if t is None:
+                                    t = tally[name] = [0, 0, 0]
+                                t[0] += 1
+                                t[1] += 1
+                                if errno is not None:
+                                    t[2] += 1
+                                if names is not None and name not in names:
+                                    for needle in needles:
+                                        if needle in raw:
+                                            break
+                                    else:
+                                        continue
+                                call = self._fast_call(
+                                    pid_s, name, raw[begin:close], ret, errno, lineno, ts, False
+                                )
+                                if call is not None:
+                                    yield call
+                                    if sel.names is not names or sel.needles is not needles:
+                                        names = sel.names
+                                        needles = sel.needles
                                     continue
-                            call = self._fast_call(
-                                pid_s, name, args, ret, errno, dur, lineno, ts, False
-                            )
-                            if call is not None:
-                                yield call
-                                if sel.names is not names or sel.needles is not needles:
-                                    names = sel.names
-                                    needles = sel.needles
-                                continue
-                            t[0] -= 1  # the general path reads it again
-                            t[1] -= 1
-                            if errno is not None:
-                                t[2] -= 1
-                    elif pid_s is not None:
-                        # A resumed half that returned, under a pid.
-                        pid = int(pid_s)
-                        half = pending.get(pid)
-                        if half is not None and half[0] == rname:
-                            del pending[pid]
-                            split += 1
-                            t = tally.get(rname)
-                            if t is None:
-                                t = tally[rname] = [0, 0, 0]
-                            t[0] += 1
-                            t[1] += 1
-                            if errno is not None:
-                                t[2] += 1
-                            if names is not None and rname not in names:
-                                for needle in needles:
-                                    if needle in raw or needle in half[1]:
-                                        break
-                                else:
+                                t[0] -= 1  # the general path reads it again
+                                t[1] -= 1
+                                if errno is not None:
+                                    t[2] -= 1
+                        elif pid_s is not None:
+                            # A resumed half that returned, under a pid.
+                            pid = int(pid_s)
+                            half = pending.get(pid)
+                            if half is not None and half[0] == rname:
+                                del pending[pid]
+                                t = tally.get(rname)
+                                if t is None:
+                                    t = tally[rname] = [0, 0, 0]
+                                t[0] += 1
+                                t[1] += 1
+                                if errno is not None:
+                                    t[2] += 1
+                                split += 1
+                                if names is not None and rname not in names:
+                                    for needle in needles:
+                                        if needle in raw or needle in half[1]:
+                                            break
+                                    else:
+                                        continue
+                                args = half[1] + raw[m.end(4) + 9 : close]
+                                call = self._fast_call(
+                                    pid_s, rname, args, ret, errno, half[2], half[3], True
+                                )
+                                if call is not None:
+                                    yield call
+                                    if sel.names is not names or sel.needles is not needles:
+                                        names = sel.names
+                                        needles = sel.needles
                                     continue
-                            call = self._fast_call(pid_s, rname, half[1] + args, ret, errno,
-                                                   dur, half[2], half[3], True)  # fmt: skip
-                            if call is not None:
-                                yield call
-                                if sel.names is not names or sel.needles is not needles:
-                                    names = sel.names
-                                    needles = sel.needles
-                                continue
-                            # Put it back as it was for the general path.
-                            pending[pid] = half
-                            split -= 1
-                            t[0] -= 1
-                            t[1] -= 1
-                            if errno is not None:
-                                t[2] -= 1
-                elif name is not None and pid_s is not None:
+                                # Put it back as it was for the general path.
+                                pending[pid] = half
+                                split -= 1
+                                t[0] -= 1
+                                t[1] -= 1
+                                if errno is not None:
+                                    t[2] -= 1
+                elif name is not None and pid_s is not None and raw.endswith(unfinished_nl):
                     # The first half of a split call, under a pid.
                     pid = int(pid_s)
                     if pid not in pending:
-                        pending[pid] = (name, raw[m.end(3) + 1 : m.end() - 17], lineno, ts,
-                                        False)  # fmt: skip
+                        pending[pid] = (name, raw[m.end(3) + 1 : -18], lineno, ts, False)
                         continue
             general(raw, lineno, default_pid)
             busy = self._incomplete is not None
@@ -345,21 +375,28 @@ class TraceParser:
         args: str,
         ret: str,
         errno: str | None,
-        dur: str | None,
         lineno: int,
         ts: str | None,
         split: bool,
     ) -> Call | None:
-        """The event for a call the fast path matched; None if the return needs a closer look."""
+        """The event for a call the fast path took; None if the return needs a closer look."""
+        duration = None
+        if ret.endswith(">") and " <" in ret:
+            dm = _DURATION.search(ret)
+            if dm is not None:
+                duration = float(dm.group(1))
+                ret = ret[: dm.start()]
+        lt = ret.find("<")
         if ret.isdigit():
             retval: int | None = int(ret)
+        elif lt > 0 and ret.endswith(">") and ret[:lt].isdigit():
+            retval = int(ret[:lt])  # 3</path>: an fd with its -y decoration
         else:
             parsed = parse_return(ret)
-            if parsed is None:
+            if parsed is None or parsed[1] != errno:
                 return None
             retval = parsed[0]
         pid = int(pid_s) if pid_s is not None else self._default_pid
-        duration = float(dur) if dur is not None else None
         return Call(pid, name, args, ret, retval, errno, lineno,
                     split=split, ts=ts, duration=duration, returned=True)  # fmt: skip
 
@@ -565,7 +602,7 @@ class TraceParser:
                 and (k + 1 == eq or text[k + 1 : eq].isspace())
                 # Unpaired parentheses before it: program output spliced into
                 # the line ends like a return ("(p) = 1"), or a string holds one.
-                and (tail or text.count("(", 0, k) == text.count(")", 0, k))
+                and (tail or _parens_pair(text, k))
             ):
                 ret = text[eq + 3 :].strip()
                 parsed = parse_return(ret)
