@@ -150,3 +150,20 @@ def test_state_is_bounded_by_live_tasks(select: Selection | None) -> None:
     assert stats.calls == 20_000 * 4
     assert stats.never_resumed == 20_000  # the futex each process exits inside
     assert len(stats.tally) == 4 and len(stats.damaged_samples) == 0
+
+
+def test_lines_without_pid_belong_to_the_task_left() -> None:
+    """On stderr, strace drops the pid again once one task is left (stderr-f.log's shape)."""
+    lines = [
+        'execve("./a", ["./a"], 0x7ffd /* 1 vars */) = 0\n',
+        "clone(child_stack=NULL, flags=SIGCHLD) = 20701\n",
+        "[pid 20700] close(3)                    = 0\n",
+        "[pid 20701] close(4)                    = 0\n",
+        "[pid 20701] +++ exited with 0 +++\n",
+        "close(5)                                = 0\n",
+        "exit_group(0)                           = ?\n",
+    ]
+    parser = TraceParser()
+    calls = [(c.pid, c.name) for c in parser.parse(lines) if hasattr(c, "name")]
+    assert calls == [(0, "execve"), (0, "clone"), (20700, "close"), (20701, "close"),
+                     (20700, "close"), (20700, "exit_group")]  # fmt: skip

@@ -200,10 +200,11 @@ class Collector:
         found by substring or the trace has no decorations (fds are then
         followed through open/dup/close).
         """
-        names: set[str] | None = set(self._handlers) | set(self.unexpected.anywhere)
+        wanted = set(self._handlers) | set(self.unexpected.anywhere)
         if self.scope is None and not self.rings:
             # Without roots, fds matter only once an io_uring ring exists.
-            names -= _FD_BOOKKEEPING - self.unexpected.anywhere
+            wanted -= _FD_BOOKKEEPING - self.unexpected.anywhere
+        names: set[str] | None = wanted
         needles: tuple[str, ...] = ()
         if self.scope is not None:
             if self._needles is None or self.decorated is False:

@@ -396,7 +396,7 @@ class TraceParser:
             if parsed is None or parsed[1] != errno:
                 return None
             retval = parsed[0]
-        pid = int(pid_s) if pid_s is not None else self._default_pid
+        pid = int(pid_s) if pid_s is not None else self._unprefixed_pid()
         return Call(pid, name, args, ret, retval, errno, lineno,
                     split=split, ts=ts, duration=duration, returned=True)  # fmt: skip
 
@@ -446,13 +446,10 @@ class TraceParser:
             self._prefixed_seen = True
             self._live[pid] = None
         else:
-            pid = default_pid
             if not self._mixed and self._prefixed_seen:
                 self._mixed = True
             self._unprefixed_seen = True
-            if self._mixed and len(self._live) == 1:
-                # strace dropped the pid again: one task is left.
-                pid = next(iter(self._live))
+            pid = self._unprefixed_pid()
         if name is not None:
             self._call_line(pid, name, rest, lineno, ts, line)
             # A strace message that cut the line: the call goes on on the next one.
@@ -461,6 +458,15 @@ class TraceParser:
             self._resumed_line(pid, rname, rrest, lineno, ts, line, p1 is None and p2 is None)
         else:
             self._status_line(pid, other, lineno)
+
+    def _unprefixed_pid(self) -> int:
+        """The pid of a line strace printed without one."""
+        if self._prefixed_seen:
+            self._mixed = True
+        if self._mixed and len(self._live) == 1:
+            # On a shared stderr strace drops the pid again when one task is left.
+            return next(iter(self._live))
+        return self._default_pid
 
     def _call_line(
         self, pid: int, name: str, rest: str, lineno: int, ts: str | None, line: str
@@ -616,10 +622,10 @@ class TraceParser:
             _, close = scan(text, stop_at_close=True)
             if close >= len(text):
                 return False
-            tail = text[close + 1 :].strip()
-            if not tail.startswith("="):
+            after = text[close + 1 :].strip()
+            if not after.startswith("="):
                 return False
-            ret = tail[1:].strip()
+            ret = after[1:].strip()
             parsed = parse_return(ret)
             if parsed is None:
                 return False
