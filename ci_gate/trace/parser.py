@@ -143,7 +143,6 @@ _SUMMARY_COLUMNS = frozenset(
 )  # fmt: skip
 _SUMMARY_ROW = re.compile(r"\s*(?:[\d.]+\s+)*\d+\s+\S+\s*$|\s*-+(?:\s+-+)*\s*$")
 _PERSONALITY = re.compile(r"System call usage summary for .* mode:$")
-_DIGITS = frozenset("0123456789")
 
 
 def _parens_pair(text: str, end: int, begin: int = 0) -> bool:
@@ -158,6 +157,36 @@ def _parens_pair(text: str, end: int, begin: int = 0) -> bool:
     return text.count("(", start, end) == text.count(")", start, end)
 
 
+def _quiet_return(ret: str) -> str | None:
+    """The errno of a return the fast path may take (None: no error), or "" if it may not.
+
+    "" for what the general path must read: no return at all, "= ?" and its
+    kin, and anything parse_return would refuse.
+    """
+    if ret.endswith(">"):
+        dm = _DURATION.search(ret)
+        if dm is not None:
+            ret = ret[: dm.start()]
+            if ret.isdigit():
+                return None
+    parsed = parse_return(ret)
+    if parsed is None or parsed[0] is None:
+        return ""
+    return parsed[1]
+
+
+def _number(text: str) -> int:
+    """A return value as strace prints it: decimal, 0x hex, or 0-prefixed octal (umask)."""
+    if text[:2] in ("0x", "0X"):
+        return int(text, 16)
+    if len(text) > 1 and text[0] == "0":
+        try:
+            return int(text, 8)
+        except ValueError:
+            pass
+    return int(text)
+
+
 def parse_return(ret: str) -> tuple[int | None, str | None, bool] | None:
     """(retval, errno, returned) for the text after ' = '; None when it is no return.
 
@@ -165,16 +194,20 @@ def parse_return(ret: str) -> tuple[int | None, str | None, bool] | None:
     gives (None, None, True). '? ERESTARTSYS (...)' gives (None, 'ERESTARTSYS', True).
     """
     if ret.isdigit():
-        return int(ret), None, True
+        return _number(ret), None, True
     m = _RET.match(ret)
     if m is None:
         return None
     value, unavailable, errno = m.group(1), m.group(2), m.group(3)
     if errno is not None:
-        return (None if value == "?" else int(value, 0)), errno, True
+        if value == "?":
+            return None, errno, True
+        return (-_number(value[1:]) if value[0] == "-" else _number(value)), errno, True
     if value == "?":
         return None, None, unavailable is not None
-    return int(value, 0), None, True
+    if value[0] == "-":
+        return -_number(value[1:]), None, True
+    return _number(value), None, True
 
 
 class Selection:
@@ -253,7 +286,6 @@ class TraceParser:
         needles = sel.needles
         fast = (_FAST_TS if self._timestamps else _FAST).match
         busy = self._incomplete is not None
-        digits = _DIGITS
         unfinished_nl = _UNFINISHED + "\n"
         split = 0
         lineno = 0
@@ -268,17 +300,12 @@ class TraceParser:
             if m is not None:
                 pid_s, ts, name, rname, _close, ret = m.groups()
                 if ret is not None:
-                    # The return's first characters say all counting needs:
-                    # a number, or "-1 ERRNO (". Anything else, or a line
-                    # ending in "...>" (unfinished, detached), is read in full.
-                    if ret[:1] in digits:
-                        errno = None
-                    elif ret[:4] == "-1 E":
-                        sp = ret.find(" ", 4)
-                        errno = ret[3:sp] if ret[sp + 1 : sp + 2] == "(" else ""
-                    else:
-                        errno = ""
-                    if errno != "" and ret[-4:] != "...>":
+                    # What counting needs from the return: that it is one, and
+                    # its errno. A plain number is the common case; anything
+                    # else is checked as the general path would (an unfinished
+                    # line whose arguments hold ") = 1" is no return).
+                    errno = None if ret.isdigit() else _quiet_return(ret)
+                    if errno != "":
                         close = m.start(5)
                         if name is not None:
                             # A complete call, unless program output spliced into
@@ -388,9 +415,9 @@ class TraceParser:
                 ret = ret[: dm.start()]
         lt = ret.find("<")
         if ret.isdigit():
-            retval: int | None = int(ret)
+            retval: int | None = _number(ret)
         elif lt > 0 and ret.endswith(">") and ret[:lt].isdigit():
-            retval = int(ret[:lt])  # 3</path>: an fd with its -y decoration
+            retval = _number(ret[:lt])  # 3</path>: an fd with its -y decoration
         else:
             parsed = parse_return(ret)
             if parsed is None or parsed[1] != errno:
