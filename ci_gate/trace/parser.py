@@ -146,7 +146,7 @@ _PERSONALITY = re.compile(r"System call usage summary for .* mode:$")
 
 
 def _parens_pair(text: str, end: int, begin: int = 0) -> bool:
-    """Whether the parentheses in text[begin:end] after its last quote pair up.
+    """Whether no "(" in text[begin:end] after its last quote is left open.
 
     Program output spliced into a call line (strace and the program sharing
     stderr) can end like a return ("...", 15a "q", (p) = 1) while the call's
@@ -154,25 +154,45 @@ def _parens_pair(text: str, end: int, begin: int = 0) -> bool:
     then has an unpaired "(". Strings themselves may hold any parentheses.
     """
     start = max(text.rfind('"', begin, end) + 1, begin)
-    return text.count("(", start, end) == text.count(")", start, end)
+    return text.count("(", start, end) <= text.count(")", start, end)
+
+
+_QUIET_CACHE: dict[str, tuple[str | None]] = {}
 
 
 def _quiet_return(ret: str) -> str | None:
     """The errno of a return the fast path may take (None: no error), or "" if it may not.
 
     "" for what the general path must read: no return at all, "= ?" and its
-    kin, and anything parse_return would refuse.
+    kin, and anything parse_return would refuse. The common shapes are
+    recognised without a regex; the rest (errnos with their text, mostly)
+    repeat, and their answers are remembered.
     """
     if ret.endswith(">"):
-        dm = _DURATION.search(ret)
-        if dm is not None:
-            ret = ret[: dm.start()]
+        i = ret.rfind(" <")
+        if i > 0 and ret[i + 2 : -1].replace(".", "", 1).isdigit():
+            ret = ret[:i]  # a -T duration
             if ret.isdigit():
                 return None
+        else:
+            lt = ret.find("<")
+            if lt > 0 and ret[:lt].isdigit():
+                return None  # 3</path>: an fd with its -y decoration
+    if ret[:2] == "0x":
+        try:
+            int(ret, 16)
+            return None
+        except ValueError:
+            pass
+    known = _QUIET_CACHE.get(ret)
+    if known is not None:
+        return known[0]
     parsed = parse_return(ret)
-    if parsed is None or parsed[0] is None:
-        return ""
-    return parsed[1]
+    answer = "" if parsed is None or parsed[0] is None else parsed[1]
+    if len(_QUIET_CACHE) >= 4096:
+        _QUIET_CACHE.clear()  # bounded, whatever the trace holds
+    _QUIET_CACHE[ret] = (answer,)
+    return answer
 
 
 def _number(text: str) -> int:
