@@ -27,13 +27,18 @@ test: deps-test $(BIN)/syscall-gate
 	$(MAKE) --no-print-directory lint
 
 lint: $(BIN)/syscall-gate
-	$(BIN)/ruff check ci_gate tests tools
-	$(BIN)/ruff format --check ci_gate tests tools
+	$(BIN)/ruff check ci_gate tests tools bench
+	$(BIN)/ruff format --check ci_gate tests tools bench
 	$(BIN)/mypy ci_gate
 	$(BIN)/syscall-gate docs --check
 
 docs: $(BIN)/syscall-gate
 	$(BIN)/syscall-gate docs
+
+# Parse throughput and peak RSS on >= 200 MB traces made of real strace output
+# (bench/run.py; BENCH_ARGS="--runs 5 --work DIR" to change runs or the cache).
+bench: deps-test $(BIN)/syscall-gate
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info

@@ -87,8 +87,8 @@ def measure(
     unexpected: Unexpected,
     cwd: str | None,
 ) -> Measurement:
-    parser = TraceParser()
     collector = Collector(scope, unexpected=unexpected, cwd=cwd)
+    parser = TraceParser(select=collector.selection())
     collector.consume(source.events(parts, parser))
     return collector.result(parser.stats)
 

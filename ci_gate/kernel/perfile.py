@@ -50,6 +50,8 @@ WHY_NOT_LINED_UP = "the SQE could not be lined up with an io_uring_enter call of
 class _FdFollower(Collector):
     """The collector's fd tables, plus the SQE-to-file lookup at each io_uring_enter."""
 
+    follow_paths = True
+
     def __init__(self, files: Scope, cursors: dict[int, KernelRing], op_names: list[str]) -> None:
         super().__init__(None)
         self.files = files

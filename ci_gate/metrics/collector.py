@@ -36,6 +36,7 @@ from ci_gate.trace.args import (
     unescape_path,
 )
 from ci_gate.trace.events import Call, ParseStats, ProcessExit, SignalDelivery
+from ci_gate.trace.parser import Selection
 
 # Decorated fd arguments naming a filesystem path: 3</tmp/x>. Paths in
 # decorations have '<' and '>' escaped, so the class below cannot overrun.
@@ -63,6 +64,13 @@ SYMLINK_CREATE = frozenset({"symlink", "symlinkat"})
 SYMLINK_READ = frozenset({"readlink", "readlinkat"})
 _PRESERVE_OP_OF = {call: op for op, calls in PRESERVE_OPS.items() for call in calls}
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+_FD_BOOKKEEPING = CLONES | {"close", "dup", "dup2", "dup3", "fcntl"}
+# How many leading arguments each path call's metrics read (the dirfd/path
+# pairs, and the flags of the open calls): splitting stops there.
+_ARGS_NEEDED = {
+    name: max(max(d or 0, p) for d, p in spec.pairs) + 1 + (name in OPEN_CALLS)
+    for name, spec in PATH_CALLS.items()
+}
 
 # IORING_SETUP_* bits, for traces printed with -X raw.
 _SETUP_BITS = {
@@ -133,6 +141,10 @@ def _cls_counter() -> dict[str, int]:
 
 
 class Collector:
+    # Resolve every opened path into the fd tables even without scenario roots
+    # (the io_uring per-file pass replays a trace to know what each fd was).
+    follow_paths = False
+
     def __init__(
         self,
         scope: Scope | None = None,
@@ -179,6 +191,8 @@ class Collector:
         self._needles = scope.needles if scope is not None and scope.verbatim else None
         self._src_label = "src" if scope is not None and "src" in scope.roots else None
         self._dst_label = self._pick_dst(scope)
+        self._selection: Selection | None = None
+        self._anywhere = self.unexpected.anywhere
         self._handlers = {name: self._path_call for name in PATH_CALLS}
         self._handlers.update(
             io_uring_setup=self._uring_setup,
@@ -194,6 +208,28 @@ class Collector:
             fork=self._clone,
             vfork=self._clone,
         )
+
+    def selection(self) -> Selection:
+        """The calls this collector must see one by one; the parser only counts the others.
+
+        With scenario roots, a call is also needed when its line names a root
+        (a -y decoration), and every call is needed when the roots cannot be
+        found by substring or the trace has no decorations (fds are then
+        followed through open/dup/close).
+        """
+        wanted = set(self._handlers) | set(self.unexpected.anywhere)
+        if self.scope is None and not self.rings:
+            # Without roots, fds matter only once an io_uring ring exists.
+            wanted -= _FD_BOOKKEEPING - self.unexpected.anywhere
+        names: set[str] | None = wanted
+        needles: tuple[str, ...] = ()
+        if self.scope is not None:
+            if self._needles is None or self.decorated is False:
+                names = None
+            else:
+                needles = tuple(self._needles)
+        self._selection = Selection(names, needles)
+        return self._selection
 
     @staticmethod
     def _pick_dst(scope: Scope | None) -> str | None:
@@ -217,12 +253,10 @@ class Collector:
                 self.signals[ev.signal] += 1
 
     def feed_call(self, c: Call) -> None:
+        # Whole-trace counts come from the parser's tally (result()), which
+        # also counts the calls it did not hand over as events.
         name = c.name
-        calls = self.calls
-        calls[name] = calls.get(name, 0) + 1
-        if c.errno is not None:
-            self.errors[name] = self.errors.get(name, 0) + 1
-        if name in self.unexpected.anywhere:
+        if name in self._anywhere:
             self.anywhere_hits[name] += 1
         handler = self._handlers.get(name)
         if handler is not None:
@@ -234,21 +268,25 @@ class Collector:
 
     def _path_call(self, c: Call) -> None:
         spec = PATH_CALLS[c.name]
-        args = c.split_args()
+        args = c.split_args(_ARGS_NEEDED[c.name])
         nargs = len(args)
         classes: list[str] = []
         resolved: list[str | None] = []
+        # Paths matter only for scenario attribution (or a subclass following fds).
+        need_paths = self.scope is not None or self.follow_paths
         for dirfd_i, path_i in spec.pairs:
             dirfd = args[dirfd_i] if dirfd_i is not None and dirfd_i < nargs else None
             if spec.fd_only:
                 classes.append(FD_BASED)
-                resolved.append(self._fd_path(c.pid, dirfd) if dirfd is not None else None)
+                if need_paths:
+                    resolved.append(self._fd_path(c.pid, dirfd) if dirfd is not None else None)
                 continue
             path = args[path_i] if path_i < nargs else None
             cls = classify_pair(dirfd, path)
             classes.append(cls)
-            resolved.append(self._resolve(c.pid, dirfd, path, cls))
-        cls = worst(classes) if classes else FD_BASED
+            if need_paths:
+                resolved.append(self._resolve(c.pid, dirfd, path, cls))
+        cls = classes[0] if len(classes) == 1 else worst(classes) if classes else FD_BASED
         counter = self.classes.get(c.name)
         if counter is None:
             counter = self.classes[c.name] = _cls_counter()
@@ -302,6 +340,12 @@ class Collector:
         assert c.retval is not None
         if self.decorated is None:
             self.decorated = c.ret is not None and "<" in c.ret
+            if not self.decorated and self.scope is not None and self._selection is not None:
+                self._selection.names = None
+        if self.scope is None and not self.follow_paths:
+            # Without roots, fds matter only as io_uring rings: this one is not.
+            self.tasks.close(c.pid, c.retval)
+            return
         dec = c.ret_decoration
         if dec is not None and dec.startswith("/"):
             path = unescape_path(dec)
@@ -420,10 +464,13 @@ class Collector:
         ring = Ring(len(self.rings) + 1, c.pid, c.lineno, entries, frozenset(flags))
         self.rings.append(ring)
         self.tasks.set(c.pid, c.retval, ring)
+        sel = self._selection
+        if sel is not None and sel.names is not None and not sel.names >= _FD_BOOKKEEPING:
+            sel.names = sel.names | _FD_BOOKKEEPING  # from now on the ring's fd is followed
 
     def _uring_enter(self, c: Call) -> None:
         self.enter_calls += 1
-        args = c.split_args()
+        args = c.split_args(4)
         if len(args) < 4:
             return
         flags = args[3]
@@ -459,7 +506,7 @@ class Collector:
         self.hist[ret] += 1
 
     def _uring_register(self, c: Call) -> None:
-        args = c.split_args()
+        args = c.split_args(2)
         if len(args) < 2 or c.errno is not None:
             return
         opcode = args[1]
@@ -506,6 +553,8 @@ class Collector:
         unmeasured: dict[str, str] = {}
         problems: list[Problem] = []
         notes: list[str] = []
+        # The parser counted every call, also those it did not hand over.
+        self.calls, self.errors = stats.entered(), stats.errors()
         calls, errors = self.calls, self.errors
 
         v["syscalls.total"] = sum(calls.values())
@@ -745,6 +794,8 @@ class Collector:
         theirs = {r.syscall: r for r in stats.summary}
         unreturned = stats.unreturned_by_name
         for name in sorted(set(theirs) | set(self.calls)):
+            if name.startswith("syscall_"):
+                continue  # numbers strace has no name for are never in its table
             ours_returned = self.calls.get(name, 0) - unreturned.get(name, 0)
             ours_errors = self.errors.get(name, 0)
             row = theirs.get(name)

@@ -49,95 +49,108 @@ def unescape_path(text: str) -> str:
     return unescape(text).decode("utf-8", "surrogateescape")
 
 
-# Tokens at the top level of an argument list. Inside a -y decoration the
-# grammar differs (quotes are escaped, '[' ']' nest, '->' appears in sockets),
-# so decorations are consumed by _skip_decoration instead.
-_TOP = re.compile(
+# What the splitter must see in an argument list: strings (commas and
+# brackets inside them do not count), -y decorations (their own grammar:
+# quotes are escaped, "[...]" may hold "->", and -yy nests one "<...>"),
+# -X verbose comments, brackets and commas. Everything else is skipped by the
+# regex engine, so a typical call costs a handful of Python steps.
+_TOKEN = re.compile(
     r"""
-      "(?:[^"\\]|\\.)*"(?:\.\.\.)?   # quoted string, possibly truncated ("..."...)
-    | /\*.*?\*/                      # -X verbose comment
-    | [^"<>\[\]{}(),/]+              # a run of ordinary characters
-    | .                              # any single structural character
+      "[^"\\]*(?:\\.[^"\\]*)*"                         # quoted string ("..."... when truncated)
+    | <[^<>\\\[\]]*(?:(?:\\.|\[[^\]]*\]|<[^<>]*>)[^<>\\\[\]]*)*>  # -y decoration
+    | /\*.*?\*/                                         # -X verbose comment
+    | ([()\[\]{},])
     """,
     re.X | re.S,
 )
-_IN_DECORATION = re.compile(r"[^<>\[\]\\]+|\\.|.", re.S)
-
-_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
 
 
-def _skip_decoration(text: str, pos: int) -> int:
-    """Return the index just past the decoration that opens at text[pos] == '<'."""
-    depth = 0
-    brackets = 0
-    n = len(text)
-    while pos < n:
-        m = _IN_DECORATION.match(text, pos)
-        assert m is not None
-        tok = m.group()
-        pos = m.end()
-        if tok == "<":
-            depth += 1
-        elif tok == "[":
-            brackets += 1
-        elif tok == "]":
-            brackets = max(0, brackets - 1)
-        elif tok == ">" and brackets == 0:
-            depth -= 1
-            if depth == 0:
-                return pos
-    return n
-
-
-def scan(text: str, start: int = 0, *, stop_at_close: bool = False) -> tuple[list[str], int]:
+def scan(
+    text: str, start: int = 0, *, stop_at_close: bool = False, limit: int = 0
+) -> tuple[list[str], int]:
     """Split `text` into its top-level comma-separated arguments.
 
     With stop_at_close, scanning ends at the first unmatched ')' and the index
     of that parenthesis is returned (used to find where a call's arguments end
     when a hostile string makes the fast path ambiguous). Otherwise the index
-    returned is len(text).
+    returned is len(text), or with `limit` the index after the comma that
+    ended the limit-th argument, once that many are found. Unbalanced closers
+    are ignored.
     """
     args: list[str] = []
     stack: list[str] = []
-    pos = start
     arg_start = start
-    n = len(text)
-    while pos < n:
-        ch = text[pos]
-        if ch == "<":
-            pos = _skip_decoration(text, pos)
+    for m in _TOKEN.finditer(text, start):
+        tok = m.group(1)
+        if tok is None:
             continue
-        m = _TOP.match(text, pos)
-        assert m is not None
-        tok = m.group()
-        end = m.end()
-        if len(tok) == 1:
-            if tok in _OPEN:
-                stack.append(_OPEN[tok])
-            elif tok in ")]}":
-                if stack and stack[-1] == tok:
-                    stack.pop()
-                elif not stack and tok == ")" and stop_at_close:
-                    piece = text[arg_start:pos].strip()
-                    if piece or args:
-                        args.append(piece)
-                    return args, pos
-            elif tok == "," and not stack:
-                args.append(text[arg_start:pos].strip())
-                arg_start = end
-        pos = end
+        if tok == ",":
+            if not stack:
+                args.append(text[arg_start : m.start()].strip())
+                arg_start = m.end()
+                if len(args) == limit:
+                    return args, arg_start
+        elif tok in "([{":
+            stack.append(tok)
+        elif stack:
+            if stack[-1] == _CLOSERS[tok]:
+                stack.pop()
+        elif tok == ")" and stop_at_close:
+            pos = m.start()
+            piece = text[arg_start:pos].strip()
+            if piece or args:
+                args.append(piece)
+            return args, pos
+    n = len(text)
     piece = text[arg_start:n].strip()
     if piece or args:
         args.append(piece)
     return args, n
 
 
-def split_args(text: str) -> list[str]:
-    """Top-level arguments of a call, e.g. 'AT_FDCWD</d>, "a, b", O_RDONLY' -> 3 items."""
-    return scan(text)[0]
+# A top-level argument made only of strings, -y decorations and plain words
+# (no brackets, no comments): most leading arguments (dirfd, path, flags)
+# look like this, so a metric that needs the first few of them gets them from
+# one regex match instead of a walk over every token.
+_SIMPLE_ARG = r"""
+    (
+      (?:"[^"\\]*+(?:\\.[^"\\]*+)*+"(?:\.\.\.)?     # string
+        | <[^<>]*+(?:<[^<>]*+>[^<>]*+)*+>              # decoration
+        | [^",()\[\]{}<>/\s]++                         # a word
+        | \s++(?=[^,\s])                              # blanks inside it
+      )++
+    )\s*+"""
 
 
-_DECORATED = re.compile(r"^(-?\d+|AT_FDCWD)(?:\s*/\*[^*]*\*/)?<(.*)>$", re.S)
+def _leading_pattern(n: int) -> re.Pattern[str]:
+    """The first n simple arguments: each followed by a comma, or the text ends."""
+    body = ""
+    for _ in range(n - 1):
+        body = r"(?:,\s*+" + _SIMPLE_ARG + body + ")?"
+    return re.compile(r"\s*+" + _SIMPLE_ARG + body + r"(,|$)", re.X)
+
+
+_LEADING = {n: _leading_pattern(n) for n in range(1, 5)}
+
+
+def split_args(text: str, limit: int = 0) -> list[str]:
+    """Top-level arguments of a call, e.g. 'AT_FDCWD</d>, "a, b", O_RDONLY' -> 3 items.
+
+    With `limit`, at most the first `limit` arguments (the rest is not read).
+    """
+    if 0 < limit <= 4:
+        m = _LEADING[limit].match(text)
+        if m is not None:
+            *found, end = m.groups()
+            args = [a for a in found if a is not None]
+            # Fewer than asked for is the answer only if the text ended there.
+            if len(args) == limit or not end:
+                return args
+    return scan(text, limit=limit)[0]
+
+
+_DECORATED = re.compile(r"^(-?\d+|AT_FDCWD)(?:\s*/\*[^*]*\*/)?<(.*)>(\(deleted\))?$", re.S)
 
 
 def decoration(arg: str) -> tuple[str, str] | None:
@@ -145,7 +158,9 @@ def decoration(arg: str) -> tuple[str, str] | None:
 
     The path is returned still escaped; use unescape_path on it.
     AT_FDCWD</cwd> gives ('AT_FDCWD', '/cwd'); -X raw/verbose print AT_FDCWD
-    as -100 (with a comment), which is normalised to 'AT_FDCWD'.
+    as -100 (with a comment), which is normalised to 'AT_FDCWD'. A file
+    unlinked while open reads '/path (deleted)', whether strace printed that
+    inside the brackets (older versions) or after them (6.x: 3</path>(deleted)).
     """
     m = _DECORATED.match(arg)
     if m is None:
@@ -153,7 +168,10 @@ def decoration(arg: str) -> tuple[str, str] | None:
     fd = m.group(1)
     if fd == "-100":
         fd = "AT_FDCWD"
-    return fd, m.group(2)
+    path = m.group(2)
+    if m.group(3) is not None:
+        path += " (deleted)"
+    return fd, path
 
 
 def string_value(arg: str) -> str | None:

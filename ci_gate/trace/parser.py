@@ -1,8 +1,47 @@
 """Streaming strace parser: text lines in, one event per system call out.
 
-Memory is bounded by the number of tasks with a call in flight (one pending
-half per pid), never by the trace's length. Lines that cannot be read are
-counted and sampled, and the rest of the trace still counts.
+How calls are counted
+---------------------
+Every system call a task *entered* is exactly one call, however strace
+printed it: one complete line; an ``<unfinished ...>`` half joined with the
+``<... NAME resumed>`` half of the same pid (also across ``+++ superseded by
+execve +++`` and ``<pid changed to N ...>``); a resumed half whose first half
+is not in the trace (tracing began mid-call); or a first half that never
+resumes (the task was killed, detached, or the trace ended).
+``syscalls.total`` counts entered calls.
+
+A call *returned* when strace saw it come back from the kernel: a return
+value, an errno (the ERESTART* family included: the kernel reports those as
+errors), or ``= ? <unavailable>`` (strace saw the exit but could not read the
+registers, and still counts the call). A call did *not* return when strace
+printed a bare ``= ?`` (the task exited or was replaced by execve inside the
+call, e.g. ``exit_group``), ``<detached ...>``, or no second half at all.
+strace's own ``-c``/``-C`` table counts returned calls only, so for every
+syscall strace has a name for, returned calls and errors here equal the
+table's ``calls`` and ``errors`` columns. Unknown syscalls (``syscall_0x1f4``)
+are counted here but never in strace's table. Calls that never returned are
+counted apart (``ParseStats.unreturned_by_name``).
+
+Damage
+------
+A line that is none of strace's shapes is counted as damaged and sampled with
+its line number (``ParseStats.damaged_samples``); the rest still counts. A
+call line without its return, followed by lines that are not strace's, is a
+call with a program's output spliced into it (strace and the program sharing
+stderr): it completes on the line that ends it. Input in which no line is a
+call is refused by ``source.events`` (``not-strace``), never reported as zeros.
+
+Speed and memory
+----------------
+One regex match per line reads the shapes strace prints most (``-f -o
+FILE``, with ``-y``, ``-T`` or a timestamp): pid, name, where the arguments
+end and the return. A call nobody selected (``Selection``) is then only
+counted: the first characters of its return tell returned from failed.
+Everything else (``[pid N]`` prefixes, ``-i``/``-n``/``-Y``, odd returns,
+status lines, damage) goes through the general path, which reads the line in
+full. Arguments stay raw text until a metric splits them. Memory is bounded by
+the number of tasks with a call in flight (one pending half per pid) and the
+number of distinct syscall names, never by the trace's length.
 """
 
 from __future__ import annotations
@@ -23,207 +62,564 @@ from ci_gate.trace.events import (
 Event = Call | ProcessExit | SignalDelivery
 
 MAX_DAMAGED_SAMPLES = 10
+# Program output spliced into one call line (strace and the program sharing
+# stderr) is skipped up to this many lines; after that the call is damaged.
+MAX_SPLICED_LINES = 10_000
 
 _NAME = r"[a-z_][a-z0-9_]*|syscall_(?:0x[0-9a-f]+|\d+)"
 
-# One regex for every prefix strace can print, in the order it prints them:
-# pid ("1234  " or "[pid  1234] ", with -Y "1234<comm> "), a timestamp
-# (-t/-tt/-ttt/-r, --absolute-timestamps), "(+ 0.000012)" for -r with -t,
-# "[ 257]" for -n, "[00007f..]" for -i; then the body.
-_LINE = re.compile(
-    r"""
-    (?:\[pid\s+(\d+)(?:<[^>]*>)?\]\s+|(\d+)(?:<[^>]*>)?\s+)?
-    \s*(?:(\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+)?
-    (?:\(\+\s*\d+\.\d+\)\s+)?
+# Every prefix strace prints, in its order: the pid ("1234  " with -f to a
+# file, "[pid  1234] " on stderr, nothing when one task is traced; "<comm>"
+# after it with -Y), a timestamp (-t, -tt, -ttt, -r, --absolute-timestamps
+# and --relative-timestamps in every precision, "s" precision printing an
+# integer), "(+ 0.000012)" for -r with -t, "[ 257]" for -n, "[00007f..]" for
+# -i. A pid has at most 7 digits (pid_max is 2^22), which tells a unix
+# timestamp in seconds from a pid. Then the body.
+_PREFIX = r"""
+    (?:\[pid\s+(\d{1,7})(?:<[^>\n]*>)?\]\s+|(\d{1,7})(?:<[^>\n]*>)?\s+)?
+    \s*(?:(\d+:\d\d:\d\d(?:\.\d+)?|\d+(?:\.\d+)?)\s+)?
+    (?:\(\+\s*\d+(?:\.\d+)?\)\s+)?
     (?:\[\s*\d+\]\s+)?
     (?:\[\s*[0-9a-f?]+\]\s+)?
+"""
+_LINE = re.compile(
+    _PREFIX
+    + r"""
     (?:
-        ("""
-    + _NAME
-    + r""")\((.*)
-      | <\.\.\.\s("""
-    + _NAME
-    + r""")\sresumed>(.*)
+        (NAME)\((.*)
+      | <\.\.\.\s(NAME)\sresumed>(.*)
       | ((?:---|\+\+\+)\s.*)
     )$
-    """,
+    """.replace("NAME", _NAME),
     re.X | re.S,
+)
+# The fast path's shapes: an optional "PID  " and (once the trace has shown
+# one) a timestamp; a call or a resumed half; then, when there is one, the
+# last ") = " and what follows it. Groups: pid, ts, name, resumed name, an
+# empty one where the arguments end, the return (with any -T duration).
+# Nothing longer than a name or a return is copied out of the line.
+_FAST_BODY = r"""
+    (?:([a-z_][a-z0-9_]*)\(|<\.\.\.\ ([a-z_][a-z0-9_]*)\ resumed>)
+    (?:.*()\)\ +=\ (.*))?
+"""
+_FAST = re.compile(r"(?:(\d{1,7})\ +)?(?:(x)(?!))?" + _FAST_BODY, re.X)
+_FAST_TS = re.compile(
+    r"(?:(\d{1,7})\ +)?\ *(?:(\d+(?::\d\d:\d\d)?(?:\.\d+)?)\ +)?" + _FAST_BODY, re.X
 )
 
 _UNFINISHED = " <unfinished ...>"
 _DETACHED = " <detached ...>"
+_PID_CHANGED = re.compile(r" <pid changed to (\d+) \.\.\.>$")
 _DURATION = re.compile(r"\s<(\d+(?:\.\d+)?)>$")
 _RET = re.compile(
     r"""
     (-?\d+|0x[0-9a-fA-F]+|\?)          # value
-    (?:<.*>)?                          # -y decoration of the returned fd
-    (?:\s<unavailable>)?
-    (?:\s+(E[A-Z0-9_]+|ERRNO_\d+)\s+\([^()]*(?:\([^()]*\)[^()]*)*\))?   # errno (text)
+    (?:<[^\n]*>)?                      # -y / -Y decoration of the returned fd or pid
+    (\s<unavailable>)?
+    (?:\s+(E[A-Z0-9_]+|ERRNO_\d+|E\?\?\?)\s+\([^()]*(?:\([^()]*\)[^()]*)*\))?   # errno (text)
     (?:\s+\(.*\))?                     # (Timeout), (flags ...), (INJECTED), (DELAYED)
     $
     """,
     re.X | re.S,
 )
-_EXITED = re.compile(r"\+\+\+ exited with (-?\d+) \+\+\+")
-_KILLED = re.compile(r"\+\+\+ killed by (\w+)( \(core dumped\))? \+\+\+")
-_SUPERSEDED = re.compile(r"\+\+\+ superseded by execve in pid (\d+) \+\+\+")
-_SIGNAL = re.compile(r"--- (?:stopped by )?(\w+)")
-_STRACE_MSG = re.compile(r"strace: (?:Process \d+ (?:attached|detached|suspended)|\[ .* \])")
-_SUMMARY_HEADER = re.compile(r"^\s*(?:%\s*)?time\s+(?:total\s+)?seconds\s")
-_STACK_FRAME = re.compile(r"^\s*> ")
-_HEX_DUMP = re.compile(r"^\s*\| [0-9a-f]{5} ")
+_EXITED = re.compile(r"\+\+\+ exited with (-?\d+) \+\+\+$")
+_KILLED = re.compile(r"\+\+\+ killed by (\w+)( \(core dumped\))? \+\+\+$")
+_SUPERSEDED = re.compile(r"\+\+\+ superseded by execve in pid (\d+) \+\+\+$")
+_SIGNAL = re.compile(r"--- (?:stopped by )?(\w+)\b.* ---$", re.S)
+# strace's own messages. On a shared stderr they can land in the middle of a
+# call line ("vfork(strace: Process 9 attached\n <unfinished ...>").
+# strace names itself by its argv[0] ("strace: ", "/usr/bin/strace: ").
+_STRACE_MSG = re.compile(
+    r"(?:\.{0,2}(?:/[^\s/]+)*/)?strace: "
+    r"(?:Process \d+ (?:attached(?: with \d+ threads)?|detached|suspended)|\[ [^\n]* \])$"
+)
+_STRACE_LINE = re.compile(r"\s*\S*strace: ")
+_STACK_FRAME = re.compile(r"\s*> ")
+_HEX_DUMP = re.compile(r"\s*\| [0-9a-f]{5} ")
+# Column names of the -c/-C table (any -U selection of them).
+_SUMMARY_COLUMNS = frozenset(
+    ("%", "time", "seconds", "usecs/call", "calls", "errors", "syscall", "shortest",
+     "longest", "wall-total", "wall-min", "wall-max", "wall-avg")
+)  # fmt: skip
+_SUMMARY_ROW = re.compile(r"\s*(?:[\d.]+\s+)*\d+\s+\S+\s*$|\s*-+(?:\s+-+)*\s*$")
+_PERSONALITY = re.compile(r"System call usage summary for .* mode:$")
 
 
-def parse_return(ret: str) -> tuple[int | None, str | None] | None:
-    """(retval, errno) for the text after ' = ', or None when it is not a return.
+def _parens_pair(text: str, end: int, begin: int = 0) -> bool:
+    """Whether no "(" in text[begin:end] after its last quote is left open.
 
-    '?' gives retval None; '= ? ERESTARTSYS (...)' gives (None, 'ERESTARTSYS').
+    Program output spliced into a call line (strace and the program sharing
+    stderr) can end like a return ("...", 15a "q", (p) = 1) while the call's
+    real end follows on the next line; what follows the last string argument
+    then has an unpaired "(". Strings themselves may hold any parentheses.
+    """
+    start = max(text.rfind('"', begin, end) + 1, begin)
+    return text.count("(", start, end) <= text.count(")", start, end)
+
+
+_QUIET_CACHE: dict[str, tuple[str | None]] = {}
+
+
+def _quiet_return(ret: str) -> str | None:
+    """The errno of a return the fast path may take (None: no error), or "" if it may not.
+
+    "" for what the general path must read: no return at all, "= ?" and its
+    kin, and anything parse_return would refuse. The common shapes are
+    recognised without a regex; the rest (errnos with their text, mostly)
+    repeat, and their answers are remembered.
+    """
+    if ret.endswith(">"):
+        i = ret.rfind(" <")
+        if i > 0 and ret[i + 2 : -1].replace(".", "", 1).isdigit():
+            ret = ret[:i]  # a -T duration
+            if ret.isdigit():
+                return None
+        else:
+            lt = ret.find("<")
+            if lt > 0 and ret[:lt].isdigit():
+                return None  # 3</path>: an fd with its -y decoration
+    if ret[:2] == "0x":
+        try:
+            int(ret, 16)
+            return None
+        except ValueError:
+            pass
+    known = _QUIET_CACHE.get(ret)
+    if known is not None:
+        return known[0]
+    parsed = parse_return(ret)
+    answer = "" if parsed is None or parsed[0] is None else parsed[1]
+    if len(_QUIET_CACHE) >= 4096:
+        _QUIET_CACHE.clear()  # bounded, whatever the trace holds
+    _QUIET_CACHE[ret] = (answer,)
+    return answer
+
+
+def _number(text: str) -> int:
+    """A return value as strace prints it: decimal, 0x hex, or 0-prefixed octal (umask)."""
+    if text[:2] in ("0x", "0X"):
+        return int(text, 16)
+    if len(text) > 1 and text[0] == "0":
+        try:
+            return int(text, 8)
+        except ValueError:
+            pass
+    return int(text)
+
+
+def parse_return(ret: str) -> tuple[int | None, str | None, bool] | None:
+    """(retval, errno, returned) for the text after ' = '; None when it is no return.
+
+    '?' gives (None, None, False): the call never returned. '? <unavailable>'
+    gives (None, None, True). '? ERESTARTSYS (...)' gives (None, 'ERESTARTSYS', True).
     """
     if ret.isdigit():
-        return int(ret), None
+        return _number(ret), None, True
     m = _RET.match(ret)
     if m is None:
         return None
-    value, errno = m.group(1), m.group(2)
+    value, unavailable, errno = m.group(1), m.group(2), m.group(3)
     if errno is not None:
-        return (None if value == "?" else int(value)), errno
+        if value == "?":
+            return None, errno, True
+        return (-_number(value[1:]) if value[0] == "-" else _number(value)), errno, True
     if value == "?":
-        return None, None
-    return int(value, 0), None
+        return None, None, unavailable is not None
+    if value[0] == "-":
+        return -_number(value[1:]), None, True
+    return _number(value), None, True
+
+
+class Selection:
+    """Which calls the parser turns into events; the rest are only counted.
+
+    `names` None means every call. A call is also an event when its line
+    contains one of `needles` (a scenario root, say). A consumer may change
+    the selection while it handles an event; the parser reads it again after
+    each event it yields.
+    """
+
+    __slots__ = ("names", "needles")
+
+    def __init__(self, names: Iterable[str] | None = None, needles: Iterable[str] = ()) -> None:
+        self.names: frozenset[str] | None = frozenset(names) if names is not None else None
+        self.needles: tuple[str, ...] = tuple(needles)
+
+
+# The first half of a split call, waiting for its resumed half: name,
+# argument text so far, line number, timestamp, and whether it arrived by
+# "<pid changed to N ...>" (then it is N's execve, not a call N left pending).
+_Pending = tuple[str, str, int, str | None, bool]
 
 
 class TraceParser:
     """Feed it lines (from one or several files) and iterate the events it yields.
 
     Use one parser per trace; call `finish()` after the last line to flush
-    calls that never resumed.
+    calls that never resumed. `stats.tally` counts every call, selected or not.
     """
 
-    def __init__(self, source: str = "trace") -> None:
+    def __init__(self, source: str = "trace", *, select: Selection | None = None) -> None:
         self.stats = ParseStats()
         self.source = source
-        # pid -> (name, argument text so far, line number, timestamp)
-        self._pending: dict[int, tuple[str, str, int, str | None]] = {}
-        # A call line that ended without a return (program output spliced in).
-        self._incomplete: tuple[int, str, str, int, str | None] | None = None
+        self.select = select if select is not None else Selection()
+        self._pending: dict[int, _Pending] = {}
+        # A call line that ended without its return: program output was
+        # spliced in, or a strace message, and the rest follows later.
+        # (pid, name, argument text, line number, timestamp, the line as read)
+        self._incomplete: tuple[int, str, str, int, str | None, str] | None = None
+        self._spliced = 0
+        self._glued = False
         self._in_summary: list[str] | None = None
+        # execve by a non-leader thread, seen from the leader's side before
+        # the thread's half (-ff files in pid order): leader -> thread, and
+        # thread -> leader once the leader's resumed half has been counted.
+        self._superseded: dict[int, int] = {}
+        self._counted_elsewhere: dict[int, int] = {}
+        self._out: list[Event] = []
+        self._default_pid = 0
+        self._prefixed_seen = False
+        self._unprefixed_seen = False
+        self._mixed = False
+        self._timestamps = False
+        # Tasks seen with a pid prefix (in the general path) and not gone yet.
+        self._live: dict[int, None] = {}
 
     # -- public -----------------------------------------------------------
 
     def parse(
         self, lines: Iterable[str], *, default_pid: int = 0, source: str | None = None
     ) -> Iterator[Event]:
+        """Events for `lines`; lines without a pid prefix belong to `default_pid`."""
         if source is not None:
             self.source = source
+        self._default_pid = default_pid
+        self._prefixed_seen = self._unprefixed_seen = self._mixed = False
         stats = self.stats
+        stats.files += 1
+        tally = stats.tally
+        out = self._out
+        general = self._general
         pending = self._pending
-        match = _LINE.match
+        sel = self.select
+        names = sel.names
+        needles = sel.needles
+        fast = (_FAST_TS if self._timestamps else _FAST).match
+        busy = self._incomplete is not None
+        unfinished_nl = _UNFINISHED + "\n"
+        split = 0
         lineno = 0
-        for lineno, raw in enumerate(lines, 1):
-            line = raw[:-1] if raw.endswith("\n") else raw
-            if not line:
-                continue
-            if self._in_summary is not None and self._summary_line(line):
-                continue
-            if "strace: " in line:
-                line = _STRACE_MSG.sub("", line)
-                if not line.strip():
-                    continue
-            m = match(line)
-            if m is None:
-                yield from self._unmatched(line, lineno)
-                continue
-            p1, p2, ts, name, rest, rname, rrest, other = m.groups()
-            pid = int(p1 or p2) if (p1 or p2) else default_pid
-            if self._incomplete is not None:
-                self._drop_incomplete()
-            if name is not None:
-                if rest.endswith(_UNFINISHED):
-                    if pid in pending:
-                        yield self._never_resumed(pid)
-                    pending[pid] = (name, rest[:-17], lineno, ts)
-                    continue
-                call = self._complete(pid, name, rest, lineno, ts, False)
-                if call is None:
-                    self._incomplete = (pid, name, rest, lineno, ts)
-                    continue
-                stats.calls += 1
-                yield call
-            elif rname is not None:
-                head = pending.pop(pid, None)
-                if head is not None and head[0] != rname:
-                    pending[pid] = head
-                    yield self._never_resumed(pid)
-                    head = None
-                if head is None:
-                    stats.orphan_resumed += 1
-                    text = rrest
-                    start_line, start_ts = lineno, ts
-                else:
-                    text = head[1] + rrest
-                    start_line, start_ts = head[2], head[3]
-                if rrest.endswith(_UNFINISHED):
-                    pending[pid] = (rname, text[:-17], start_line, start_ts)
-                    continue
-                call = self._complete(pid, rname, text, start_line, start_ts, True)
-                if call is None:
-                    self._damage(lineno, line, "resumed call without a readable return value")
-                    continue
-                stats.calls += 1
-                stats.split_calls += 1
-                yield call
-            else:
-                yield from self._other(pid, other, lineno)
+        for raw in lines:
+            lineno += 1
+            # The fast path reads the shapes strace prints most (`strace -f -o
+            # FILE`, with -y, -T, a timestamp) in one regex match. What it does
+            # not take (stderr's "[pid N]", a return that is neither a number
+            # nor an errno, a half whose other half is elsewhere, a stream that
+            # mixes lines with and without pids) goes to the general path.
+            m = None if busy else fast(raw)
+            if m is not None:
+                pid_s, ts, name, rname, _close, ret = m.groups()
+                if ret is not None:
+                    # What counting needs from the return: that it is one, and
+                    # its errno. A plain number is the common case; anything
+                    # else is checked as the general path would (an unfinished
+                    # line whose arguments hold ") = 1" is no return).
+                    errno = None if ret.isdigit() else _quiet_return(ret)
+                    if errno != "":
+                        close = m.start(5)
+                        if name is not None:
+                            # A complete call, unless program output spliced into
+                            # the line (a shared stderr) ends like a return ("(p)
+                            # = 1"): then the parentheses before it do not pair up.
+                            begin = m.end(3) + 1
+                            if raw.find("(", begin, close) < 0 or _parens_pair(raw, close, begin):
+                                t = tally.get(name)
+                                if t is None:
+                                    t = tally[name] = [0, 0, 0]
+                                t[0] += 1
+                                t[1] += 1
+                                if errno is not None:
+                                    t[2] += 1
+                                if names is not None and name not in names:
+                                    for needle in needles:
+                                        if needle in raw:
+                                            break
+                                    else:
+                                        continue
+                                call = self._fast_call(
+                                    pid_s, name, raw[begin:close], ret, errno, lineno, ts, False
+                                )
+                                if call is not None:
+                                    yield call
+                                    if sel.names is not names or sel.needles is not needles:
+                                        names = sel.names
+                                        needles = sel.needles
+                                    continue
+                                t[0] -= 1  # the general path reads it again
+                                t[1] -= 1
+                                if errno is not None:
+                                    t[2] -= 1
+                        elif pid_s is not None:
+                            # A resumed half that returned, under a pid.
+                            pid = int(pid_s)
+                            half = pending.get(pid)
+                            if half is not None and half[0] == rname:
+                                del pending[pid]
+                                t = tally.get(rname)
+                                if t is None:
+                                    t = tally[rname] = [0, 0, 0]
+                                t[0] += 1
+                                t[1] += 1
+                                if errno is not None:
+                                    t[2] += 1
+                                split += 1
+                                if names is not None and rname not in names:
+                                    for needle in needles:
+                                        if needle in raw or needle in half[1]:
+                                            break
+                                    else:
+                                        continue
+                                args = half[1] + raw[m.end(4) + 9 : close]
+                                call = self._fast_call(
+                                    pid_s, rname, args, ret, errno, half[2], half[3], True
+                                )
+                                if call is not None:
+                                    yield call
+                                    if sel.names is not names or sel.needles is not needles:
+                                        names = sel.names
+                                        needles = sel.needles
+                                    continue
+                                # Put it back as it was for the general path.
+                                pending[pid] = half
+                                split -= 1
+                                t[0] -= 1
+                                t[1] -= 1
+                                if errno is not None:
+                                    t[2] -= 1
+                elif name is not None and pid_s is not None and raw.endswith(unfinished_nl):
+                    # The first half of a split call, under a pid.
+                    pid = int(pid_s)
+                    if pid not in pending:
+                        pending[pid] = (name, raw[m.end(3) + 1 : -18], lineno, ts, False)
+                        continue
+            general(raw, lineno, default_pid)
+            busy = self._incomplete is not None
+            if out:
+                yield from out
+                out.clear()
+                if sel.names is not names or sel.needles is not needles:
+                    names = sel.names
+                    needles = sel.needles
+            if self._timestamps and fast is not _FAST_TS.match:
+                fast = _FAST_TS.match
+        stats.split_calls += split
         stats.lines += lineno
+
+    def _fast_call(
+        self,
+        pid_s: str | None,
+        name: str,
+        args: str,
+        ret: str,
+        errno: str | None,
+        lineno: int,
+        ts: str | None,
+        split: bool,
+    ) -> Call | None:
+        """The event for a call the fast path took; None if the return needs a closer look."""
+        duration = None
+        if ret.endswith(">") and " <" in ret:
+            dm = _DURATION.search(ret)
+            if dm is not None:
+                duration = float(dm.group(1))
+                ret = ret[: dm.start()]
+        lt = ret.find("<")
+        if ret.isdigit():
+            retval: int | None = _number(ret)
+        elif lt > 0 and ret.endswith(">") and ret[:lt].isdigit():
+            retval = _number(ret[:lt])  # 3</path>: an fd with its -y decoration
+        else:
+            parsed = parse_return(ret)
+            if parsed is None or parsed[1] != errno:
+                return None
+            retval = parsed[0]
+        pid = int(pid_s) if pid_s is not None else self._unprefixed_pid()
+        return Call(pid, name, args, ret, retval, errno, lineno,
+                    split=split, ts=ts, duration=duration, returned=True)  # fmt: skip
 
     def finish(self) -> Iterator[Event]:
         """Flush what never completed: pending halves and a trailing partial line."""
         if self._incomplete is not None:
             self.stats.truncated_last_line = True
             self._drop_incomplete()
-        for pid in sorted(self._pending):
-            yield self._never_resumed(pid)
+        for pid in list(self._pending):
+            self._never_resumed(pid)
         if self._in_summary is not None:
             self._end_summary()
+        out = self._out
+        yield from out
+        out.clear()
 
-    # -- pieces ---------------------------------------------------------------
+    # -- the general path -----------------------------------------------------
+
+    def _general(self, raw: str, lineno: int, default_pid: int) -> None:
+        line = raw.rstrip("\r\n")
+        if not line:
+            return
+        if self._in_summary is not None and self._summary_line(line):
+            return
+        glued = False
+        if "strace: " in line:
+            cut = _STRACE_MSG.sub("", line)
+            if cut != line:
+                self.stats.strace_messages += 1
+                if not cut.strip():
+                    return
+                line = cut
+                glued = True
+        m = _LINE.match(line)
+        if m is None:
+            self._unmatched(line, lineno)
+            return
+        if self._incomplete is not None:
+            self._drop_incomplete()
+        p1, p2, ts, name, rest, rname, rrest, other = m.groups()
+        if ts is not None:
+            self._timestamps = True
+        if p1 or p2:
+            pid = int(p1 or p2)
+            if not self._mixed and self._unprefixed_seen:
+                self._mixed = True
+            self._prefixed_seen = True
+            self._live[pid] = None
+        else:
+            if not self._mixed and self._prefixed_seen:
+                self._mixed = True
+            self._unprefixed_seen = True
+            pid = self._unprefixed_pid()
+        if name is not None:
+            self._call_line(pid, name, rest, lineno, ts, line)
+            # A strace message that cut the line: the call goes on on the next one.
+            self._glued = glued and self._incomplete is not None
+        elif rname is not None:
+            self._resumed_line(pid, rname, rrest, lineno, ts, line, p1 is None and p2 is None)
+        else:
+            self._status_line(pid, other, lineno)
+
+    def _unprefixed_pid(self) -> int:
+        """The pid of a line strace printed without one."""
+        if self._prefixed_seen:
+            self._mixed = True
+        if self._mixed and len(self._live) == 1:
+            # On a shared stderr strace drops the pid again when one task is left.
+            return next(iter(self._live))
+        return self._default_pid
+
+    def _call_line(
+        self, pid: int, name: str, rest: str, lineno: int, ts: str | None, line: str
+    ) -> None:
+        pending = self._pending
+        if rest.endswith(_UNFINISHED):
+            if pid in pending:
+                self._never_resumed(pid)
+            pending[pid] = (name, rest[: -len(_UNFINISHED)], lineno, ts, False)
+            return
+        if rest.endswith("...>"):
+            m = _PID_CHANGED.search(rest)
+            if m is not None:
+                self._pid_changed(pid, int(m.group(1)), name, rest[: m.start()], lineno, ts)
+                return
+        if not self._complete(pid, name, rest, lineno, ts, False):
+            self._incomplete = (pid, name, rest, lineno, ts, line)
+            self._spliced = 0
+
+    def _resumed_line(
+        self,
+        pid: int,
+        name: str,
+        rest: str,
+        lineno: int,
+        ts: str | None,
+        line: str,
+        unprefixed: bool,
+    ) -> None:
+        stats = self.stats
+        pending = self._pending
+        head = pending.pop(pid, None)
+        if head is not None and head[0] != name:
+            pending[pid] = head
+            self._never_resumed(pid)
+            head = None
+        if head is None:
+            adopted = self._adopt(pid, name, unprefixed)
+            if adopted is not None:
+                owner, head = adopted
+                if unprefixed:
+                    pid = owner
+        if rest.startswith(_UNFINISHED):
+            # "<... read resumed> <unfinished ...>) = ?": the task went away
+            # inside the call; strace had nothing more to print.
+            rest = rest[len(_UNFINISHED) :]
+        if head is None:
+            leader_of = self._superseded.pop(pid, None)
+            if leader_of is not None and name == "execve":
+                # The thread's first half is in a file not read yet (-ff):
+                # count the call here, drop that half when it comes.
+                self._counted_elsewhere[leader_of] = pid
+            else:
+                stats.orphan_resumed += 1
+            text = rest
+            start_line, start_ts = lineno, ts
+        else:
+            text = head[1] + rest
+            start_line, start_ts = head[2], head[3]
+        if rest.endswith(_UNFINISHED):
+            # "<... read resumed> <unfinished ...>": interrupted again before
+            # it returned; its end comes later (or never).
+            pending[pid] = (name, text[: -len(_UNFINISHED)], start_line, start_ts, False)
+            return
+        if not self._complete(pid, name, text, start_line, start_ts, True):
+            self._damage(lineno, line, "resumed call without a readable return value")
+            # It was entered all the same.
+            self._unreturned(pid, name, text, start_line, start_ts, True)
+
+    def _adopt(self, pid: int, name: str, unprefixed: bool) -> tuple[int, _Pending] | None:
+        """The first half of a resumed call printed under another pid, if any.
+
+        On a shared stderr strace omits the pid while one task is traced, so a
+        call that started unprefixed resumes as "[pid N]", and the other way
+        round once the other tasks have exited. Only a stream that mixes both
+        kinds of line is searched this way.
+        """
+        if not self._mixed:
+            return None
+        pending = self._pending
+        if not unprefixed:
+            cand = pending.get(self._default_pid)
+            if cand is not None and cand[0] == name:
+                del pending[self._default_pid]
+                return self._default_pid, cand
+            return None
+        for key in reversed(list(pending)):
+            if pending[key][0] == name:
+                return key, pending.pop(key)
+        return None
+
+    def _pid_changed(
+        self, pid: int, new: int, name: str, text: str, lineno: int, ts: str | None
+    ) -> None:
+        """-ff: "execve(...) <pid changed to N ...>" in the execve'ing thread's file."""
+        if self._counted_elsewhere.get(pid) == new:
+            # The leader's file, read earlier, held the resumed half and the
+            # call was counted there.
+            del self._counted_elsewhere[pid]
+            return
+        pending = self._pending
+        if new in pending:
+            self._never_resumed(new)
+        pending[new] = (name, text, lineno, ts, True)
 
     def _complete(
-        self, pid: int, name: str, text: str, lineno: int, ts: str | None, split: bool
-    ) -> Call | None:
-        """Build a Call from 'ARGS) = RET'; None when the text has no return."""
-        duration = None
-        if text.endswith(">"):
-            dm = _DURATION.search(text)
-            if dm is not None:
-                duration = float(dm.group(1))
-                text = text[: dm.start()]
-        if text.endswith(_DETACHED):
-            return self._unreturned(pid, name, text[: -len(_DETACHED)], lineno, ts, split)
-        eq = text.rfind(" = ")
-        if eq >= 0:
-            close = len(text[:eq].rstrip()) - 1
-            if close >= 0 and text[close] == ")":
-                ret = text[eq + 3 :].strip()
-                parsed = parse_return(ret)
-                if parsed is not None:
-                    if parsed[0] is None and parsed[1] is None:
-                        self._count_unreturned(name)
-                    return Call(
-                        pid,
-                        name,
-                        text[:close],
-                        ret,
-                        parsed[0],
-                        parsed[1],
-                        lineno,
-                        split=split,
-                        ts=ts,
-                        duration=duration,
-                    )
-        return self._complete_slow(pid, name, text, lineno, ts, split, duration)
-
-    def _complete_slow(
         self,
         pid: int,
         name: str,
@@ -231,131 +627,235 @@ class TraceParser:
         lineno: int,
         ts: str | None,
         split: bool,
-        duration: float | None,
-    ) -> Call | None:
-        # A string or decoration containing ' = ' or ')' defeated the fast
-        # path: find the call's closing parenthesis by scanning tokens.
-        _, close = scan(text, stop_at_close=True)
-        if close >= len(text):
-            return None
-        tail = text[close + 1 :].strip()
-        if not tail.startswith("="):
-            return None
-        ret = tail[1:].strip()
-        parsed = parse_return(ret)
+        tail: int = 0,
+    ) -> bool:
+        """Count and select the call in 'ARGS) = RET'; False when the text has no return.
+
+        `tail` > 0: the text is a call line, program output and the line that
+        ends the call, joined; the closing parenthesis is in that last line,
+        at or after `tail`, whatever the output held.
+        """
+        duration = None
+        if text.endswith(">"):
+            if text.endswith(_DETACHED):
+                self._unreturned(pid, name, text[: -len(_DETACHED)], lineno, ts, split)
+                return True
+            dm = _DURATION.search(text)
+            if dm is not None:
+                duration = float(dm.group(1))
+                text = text[: dm.start()]
+        close = -1
+        ret = ""
+        parsed = None
+        eq = text.rfind(" = ", tail)
+        if eq >= 0:
+            k = text.rfind(")", tail, eq)
+            if (
+                k >= 0
+                and (k + 1 == eq or text[k + 1 : eq].isspace())
+                # Unpaired parentheses before it: program output spliced into
+                # the line ends like a return ("(p) = 1"), or a string holds one.
+                and (tail or _parens_pair(text, k))
+            ):
+                ret = text[eq + 3 :].strip()
+                parsed = parse_return(ret)
+                if parsed is not None:
+                    close = k
         if parsed is None:
-            return None
-        if parsed[0] is None and parsed[1] is None:
-            self._count_unreturned(name)
-        return Call(
-            pid,
-            name,
-            text[:close],
-            ret,
-            parsed[0],
-            parsed[1],
-            lineno,
-            split=split,
-            ts=ts,
-            duration=duration,
-        )
+            if tail:
+                return False
+            # A string or decoration containing ' = ' or ')' defeated the
+            # quick split: find the call's closing parenthesis by its tokens.
+            _, close = scan(text, stop_at_close=True)
+            if close >= len(text):
+                return False
+            after = text[close + 1 :].strip()
+            if not after.startswith("="):
+                return False
+            ret = after[1:].strip()
+            parsed = parse_return(ret)
+            if parsed is None:
+                return False
+        retval, errno, returned = parsed
+        t = self._count(name)
+        t[0] += 1
+        stats = self.stats
+        if split:
+            stats.split_calls += 1
+        if returned:
+            t[1] += 1
+            if errno is not None:
+                t[2] += 1
+        else:
+            stats.unreturned += 1
+            by_name = stats.unreturned_by_name
+            by_name[name] = by_name.get(name, 0) + 1
+        sel = self.select
+        names = sel.names
+        if names is None or name in names or self._has_needle(text):
+            self._out.append(
+                Call(pid, name, text[:close], ret, retval, errno, lineno,
+                     split=split, ts=ts, duration=duration, returned=returned)
+            )  # fmt: skip
+        return True
+
+    def _has_needle(self, text: str) -> bool:
+        return any(n in text for n in self.select.needles)
+
+    def _count(self, name: str) -> list[int]:
+        tally = self.stats.tally
+        t = tally.get(name)
+        if t is None:
+            t = tally[name] = [0, 0, 0]
+        return t
 
     def _unreturned(
         self, pid: int, name: str, args: str, lineno: int, ts: str | None, split: bool
-    ) -> Call:
-        self._count_unreturned(name)
-        return Call(pid, name, args.rstrip(), None, None, None, lineno, split=split, ts=ts)
-
-    def _count_unreturned(self, name: str) -> None:
+    ) -> None:
         stats = self.stats
+        self._count(name)[0] += 1
+        if split:
+            stats.split_calls += 1
         stats.unreturned += 1
-        stats.unreturned_by_name[name] = stats.unreturned_by_name.get(name, 0) + 1
+        by_name = stats.unreturned_by_name
+        by_name[name] = by_name.get(name, 0) + 1
+        names = self.select.names
+        if names is None or name in names or self._has_needle(args):
+            self._out.append(Call(pid, name, args.rstrip(), None, None, None, lineno,
+                                  split=split, ts=ts, returned=False))  # fmt: skip
 
-    def _never_resumed(self, pid: int) -> Call:
-        name, args, lineno, ts = self._pending.pop(pid)
+    def _never_resumed(self, pid: int) -> None:
+        name, text, lineno, ts, _moved = self._pending.pop(pid)
         self.stats.never_resumed += 1
-        self.stats.calls += 1
-        return self._unreturned(pid, name, args, lineno, ts, True)
+        self._unreturned(pid, name, text, lineno, ts, True)
 
-    def _other(self, pid: int, text: str, lineno: int) -> Iterator[Event]:
-        self.stats.pids.add(pid)
+    def _status_line(self, pid: int, text: str, lineno: int) -> None:
         if text.startswith("+++"):
             m = _EXITED.match(text)
             if m is not None:
-                yield from self._task_gone(pid)
-                yield ProcessExit(pid, int(m.group(1)), None, False, lineno)
+                self._task_gone(pid)
+                self._out.append(ProcessExit(pid, int(m.group(1)), None, False, lineno))
                 return
             m = _KILLED.match(text)
             if m is not None:
-                yield from self._task_gone(pid)
-                yield ProcessExit(pid, None, m.group(1), m.group(2) is not None, lineno)
+                self._task_gone(pid)
+                self._out.append(ProcessExit(pid, None, m.group(1), m.group(2) is not None,
+                                             lineno))  # fmt: skip
                 return
             m = _SUPERSEDED.match(text)
             if m is not None:
-                # A non-leader thread ran execve: its pending execve finishes
-                # under the leader's pid, whose own pending call never will.
-                leader = int(m.group(1))
-                moved = self._pending.pop(pid, None)
-                if leader in self._pending:
-                    yield self._never_resumed(leader)
-                if moved is not None:
-                    self._pending[leader] = moved
+                self._superseded_by(pid, int(m.group(1)))
                 return
         else:
             m = _SIGNAL.match(text)
             if m is not None:
-                yield SignalDelivery(pid, m.group(1), lineno)
+                if not text.startswith("--- stopped by "):
+                    # "stopped by SIGSTOP" follows the SIGSTOP's own delivery line.
+                    self._out.append(SignalDelivery(pid, m.group(1), lineno))
                 return
         self._damage(lineno, text, "unrecognised status line")
 
-    def _task_gone(self, pid: int) -> Iterator[Event]:
-        if pid in self._pending:
-            yield self._never_resumed(pid)
+    def _superseded_by(self, leader: int, thread: int) -> None:
+        """A non-leader thread ran execve; it continues under the leader's pid.
 
-    def _unmatched(self, line: str, lineno: int) -> Iterator[Event]:
-        if self._incomplete is not None:
-            pid, name, text, start, ts = self._incomplete
-            joined = text + "\n" + line
-            call = self._complete(pid, name, joined, start, ts, False)
-            self.stats.program_output_lines += 1
-            if call is None:
-                self._incomplete = (pid, name, joined, start, ts)
-            else:
-                self._incomplete = None
-                self.stats.calls += 1
-                yield call
+        The thread's execve resumes as "<... execve resumed>" under the
+        leader; whatever the leader itself had in flight never returns.
+        """
+        pending = self._pending
+        own = pending.get(leader)
+        if own is not None and not own[4]:
+            self._never_resumed(leader)
+        self._live.pop(thread, None)
+        moved = pending.pop(thread, None)
+        if moved is not None:
+            pending[leader] = moved
+        elif leader not in pending:
+            self._superseded[leader] = thread
+
+    def _task_gone(self, pid: int) -> None:
+        if pid in self._pending:
+            self._never_resumed(pid)
+        self._live.pop(pid, None)
+        self._superseded.pop(pid, None)
+
+    def _unmatched(self, line: str, lineno: int) -> None:
+        incomplete = self._incomplete
+        if incomplete is not None:
+            self._continue_incomplete(incomplete, line)
             return
-        if _SUMMARY_HEADER.match(line):
+        stripped = line.strip()
+        if self._summary_header(stripped):
             self._in_summary = [line]
             return
-        if _STACK_FRAME.match(line) or _HEX_DUMP.match(line):
-            return
-        if line.startswith("strace: ") or line.startswith("????"):
+        if (
+            _STACK_FRAME.match(line)
+            or _HEX_DUMP.match(line)
+            or _STRACE_LINE.match(line)
+            or stripped.startswith("????")
+            or _PERSONALITY.match(stripped)
+        ):
             return
         self._damage(lineno, line, "not a strace line")
 
+    def _continue_incomplete(
+        self, incomplete: tuple[int, str, str, int, str | None, str], line: str
+    ) -> None:
+        """A line that is not strace's own, after a call line without a return.
+
+        It is program output or the rest of the call line: " <unfinished ...>"
+        after a strace message, or ") = 129" after the program's output.
+        """
+        pid, name, text, start, ts, _ = incomplete
+        stripped = line.strip()
+        if stripped in ("<unfinished ...>", "<detached ...>"):
+            self._incomplete = None
+            self._call_line(pid, name, text + " " + stripped, start, ts, line)
+            return
+        if self._glued:
+            # strace's own message ended the line; this is the call's rest.
+            self._glued = False
+            joined = text + line
+            tail = len(text)
+        else:
+            self.stats.program_output_lines += 1
+            joined = text + "\n" + line
+            tail = len(text) + 1
+        self._spliced += 1
+        if " = " in line and self._complete(pid, name, joined, start, ts, False, tail):
+            self._incomplete = None
+            return
+        if self._spliced > MAX_SPLICED_LINES:
+            self._drop_incomplete()
+
     def _drop_incomplete(self) -> None:
         assert self._incomplete is not None
-        _pid, name, text, start, _ts = self._incomplete
+        _pid, _name, _text, start, _ts, line = self._incomplete
         self._incomplete = None
-        first = text.split("\n", 1)[0]
-        self._damage(start, f"{name}({first}", "call line without a return value")
+        self._damage(start, line, "call line without a return value")
 
     def _damage(self, lineno: int, text: str, why: str) -> None:
         stats = self.stats
         stats.damaged += 1
         if len(stats.damaged_samples) < MAX_DAMAGED_SAMPLES:
             shown = text if len(text) <= 300 else text[:300] + "..."
-            stats.damaged_samples.append(DamagedLine(lineno, shown, why))
+            source = self.source if stats.files > 1 else None
+            stats.damaged_samples.append(DamagedLine(lineno, shown, why, source))
 
     # -- the -c / -C summary table ------------------------------------------------
 
+    @staticmethod
+    def _summary_header(stripped: str) -> bool:
+        words = stripped.split()
+        return "calls" in words and "syscall" in words and _SUMMARY_COLUMNS.issuperset(words)
+
     def _summary_line(self, line: str) -> bool:
-        """Consume one line of a summary table; False when the table has ended."""
+        """Take one line of a summary table; False when the table has ended before it."""
         assert self._in_summary is not None
-        stripped = line.strip()
+        if not _SUMMARY_ROW.match(line):
+            self._end_summary()
+            return False
         self._in_summary.append(line)
-        if stripped.split()[-1:] == ["total"]:
+        if line.split()[-1] == "total":
             self._end_summary()
         return True
 

@@ -71,8 +71,17 @@ def total_size(parts: list[TracePart]) -> int:
 
 
 def events(parts: list[TracePart], parser: TraceParser | None = None) -> Iterator[Event]:
-    """Parse every part in order; the caller reads parser.stats afterwards."""
+    """Parse every part in order; the caller reads parser.stats afterwards.
+
+    Raises MeasureError('not-strace') when no line of the input was a system
+    call but some lines were there: a report of zeros would be a lie.
+    """
     parser = parser or TraceParser()
+    yield from _parse(parts, parser)
+    check_is_strace(parser.stats, parts)
+
+
+def _parse(parts: list[TracePart], parser: TraceParser) -> Iterator[Event]:
     for part in parts:
         if part.path is None:
             stream = open(  # noqa: SIM115 - stdin is not ours to close
@@ -85,7 +94,32 @@ def events(parts: list[TracePart], parser: TraceParser | None = None) -> Iterato
     yield from parser.finish()
 
 
+def check_is_strace(stats: ParseStats, parts: list[TracePart]) -> None:
+    """Refuse input in which no line was a system call (but some line was something)."""
+    if stats.calls:
+        return
+    if stats.summary:
+        raise MeasureError(
+            "summary-only",
+            "the trace holds strace's -c summary table but no system call lines; trace with "
+            "`strace -f -o FILE` (add -C to keep the table after the calls)",
+        )
+    if not stats.damaged:
+        return
+    shown = []
+    for d in stats.damaged_samples[:3]:
+        text = d.text if len(d.text) <= 80 else d.text[:80] + "..."
+        where = f"{d.source}:{d.lineno}" if d.source else f"line {d.lineno}"
+        shown.append(f"{where}: {text!r}")
+    name = parts[0].path if len(parts) == 1 and parts[0].path is not None else "the input"
+    raise MeasureError(
+        "not-strace",
+        f"{name} is not strace output: none of its {stats.lines} line(s) is a system call. "
+        f"First lines that did not parse: {'; '.join(shown)}",
+    )
+
+
 def parse_all(parts: list[TracePart]) -> tuple[list[Event], ParseStats]:
     """Whole trace into memory: for tests and small traces only."""
     parser = TraceParser()
-    return list(events(parts, parser)), parser.stats
+    return list(_parse(parts, parser)), parser.stats
