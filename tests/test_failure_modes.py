@@ -169,6 +169,28 @@ def test_bad_traces(tmp_path: Path, content: str, code: str) -> None:
     assert code in codes(res)
     if code == "not-strace":
         assert "line 1" in res["problems"][0]["message"]
+    if code != "trace-truncated":
+        # Nothing was measured: no table of zeros that would read as a measurement.
+        report = (tmp_path / "out" / "report.md").read_text()
+        assert "### io_uring usage" not in report and "### Summary" in report
+
+
+def test_damaged_lines_are_reported_with_samples(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text(
+        '7 openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3\n'
+        "garbage <img src=x> line\n"
+        "7 close(3) = 0\n"
+    )
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0  # a warning: the rest of the trace still counts
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["metrics"]["syscalls.total"] == 2
+    assert res["metrics"]["trace.damaged_lines"] == 1
+    assert codes(res) == ["damaged-lines"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Lines that could not be parsed" in report
+    assert "| 2 | `garbage <img src=x> line` |" in report
 
 
 def test_trace_over_the_size_cap(tmp_path: Path) -> None:

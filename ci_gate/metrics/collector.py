@@ -610,6 +610,13 @@ class Collector:
             unmeasured["trace.summary_mismatches"] = "the trace carries no -c/-C summary table"
 
         self._health(stats, problems, notes)
+        if stats.calls == 0:
+            # No call at all: every figure would be a zero that measured nothing.
+            why = problems[0].message if problems else "the trace holds no system calls"
+            v.clear()
+            unmeasured.clear()
+            for scope_name in ("trace", "scenario", "fixture", "kernel"):
+                scope_missing[scope_name] = why
 
         details: dict[str, Any] = {
             "inventory": self._inventory(stats),

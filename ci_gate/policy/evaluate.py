@@ -258,6 +258,10 @@ def evaluate(
             + ", ".join(f"rule {r.id!r} (deduct {fmt_number(r.deduct or 0)})" for r in unknown)
             + ", which could not be judged"
         )
+    elif not m.values:
+        # Nothing was measured (an empty or unreadable trace): no score either.
+        score = None
+        m.unmeasured["security.score"] = "nothing was measured"
     else:
         m.values["security.score"] = known
     results += [_judge(r, m, base) for r in rules if r.metric == "security.score"]

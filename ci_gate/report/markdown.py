@@ -113,6 +113,20 @@ def _header(r: dict[str, Any]) -> str:
         detail = next((p.get("detail") for p in problems if p.get("detail")), None)
         if detail:
             out += ["", _details("Details", md_fence(detail))]
+    damaged = ((r.get("details") or {}).get("parse") or {}).get("damaged_samples") or []
+    if damaged:
+        rows = [
+            [
+                str(d.get("line", "")),
+                md_code(str(d.get("text", "")), 200),
+                md_text(str(d.get("why"))),
+            ]
+            for d in damaged
+        ]
+        out += [
+            "",
+            _details("Lines that could not be parsed", _table(["Line", "Text", "Why"], rows)),
+        ]
     counts = r.get("summary", {})
     if counts:
         parts = [f"{counts[s]} {s}" for s in ("PASS", "WARN", "FAIL", "ERROR") if counts.get(s)]
@@ -855,6 +869,10 @@ KEEP = ("header", "summary")
 def sections(r: dict[str, Any]) -> list[Section]:
     if is_merged(r):
         return _merged_sections(r)
+    if not r.get("metrics"):
+        # Nothing was measured (the build failed, the input was not strace output):
+        # tables of zeros would read as measurements. The verdict and its cause only.
+        return [(key, text) for key, fn in SECTIONS if key in KEEP and (text := fn(r))]
     return [(key, text) for key, fn in SECTIONS if (text := fn(r))]
 
 
