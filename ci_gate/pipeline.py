@@ -93,6 +93,21 @@ def measure(
     return collector.result(parser.stats)
 
 
+def measure_following(
+    path: Path,
+    finished: Callable[[], bool],
+    *,
+    scope: Scope | None,
+    unexpected: Unexpected,
+    cwd: str | None,
+) -> Measurement:
+    """`measure` of a trace strace is still writing: the analysis overlaps the run."""
+    collector = Collector(scope, unexpected=unexpected, cwd=cwd)
+    parser = TraceParser(select=collector.selection())
+    collector.consume(source.follow_events(path, finished, parser))
+    return collector.result(parser.stats)
+
+
 def write_outputs(out_dir: Path, res: dict[str, Any]) -> tuple[Path | None, Path | None]:
     """Write results.json and report.md; on failure (disk full) the run becomes ERROR and
     the caller still has the results in memory to print."""
@@ -220,6 +235,20 @@ class _Measured:
     placement: dict[str, Any] = field(default_factory=dict)  # where the trace ran
 
 
+def _follower(
+    into: list[tuple[Measurement, float]], scope: Scope, unexpected: Unexpected, cwd: str
+) -> Callable[[Path, Callable[[], bool]], None]:
+    """What reads the trace while strace writes it, on the core strace and the target leave
+    idle; the measurement and the seconds it took go to `into`."""
+
+    def follow(path: Path, finished: Callable[[], bool]) -> None:
+        t0 = time.monotonic()
+        m = measure_following(path, finished, scope=scope, unexpected=unexpected, cwd=cwd)
+        into.append((m, time.monotonic() - t0))
+
+    return follow
+
+
 def _measure_scenario(
     policy: Policy,
     out_dir: Path,
@@ -289,6 +318,8 @@ def _measure_scenario(
                 if dst.exists() or dst.is_symlink():
                     shutil.rmtree(dst, ignore_errors=True)
                 say(f"tracing{label}: {' '.join(argv)}")
+                followed: list[tuple[Measurement, float]] = []
+                follow = _follower(followed, scope, policy.unexpected, str(workdir))
                 # The io_uring tracepoints record while (and only while) the scenario runs.
                 with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
                     placed = plan.trace(
@@ -299,6 +330,7 @@ def _measure_scenario(
                         timeout=scen.timeout,
                         suffix=suffix,
                         max_bytes=max_trace_bytes,
+                        follow=follow,
                     )
                 tr = placed.run
                 got.timing["trace"] = got.timing.get("trace", 0.0) + tr.elapsed
@@ -323,14 +355,27 @@ def _measure_scenario(
                     if label:
                         p["message"] = f"{label.strip(' ()')}: {p['message']}"
                     got.problems.append(p)
-                say(f"analysing the trace{label}")
                 t0 = time.monotonic()
                 parts = source.resolve(str(tr.trace))
                 got.trace["bytes"] = got.trace.get("bytes", 0) + source.total_size(parts)
-                one = measure(parts, scope=scope, unexpected=policy.unexpected, cwd=str(workdir))
+                if followed:
+                    one, spent = followed[0]
+                    # What the analysis added to the run's wall time: its part after strace ended.
+                    extra = max(0.0, spent - tr.elapsed)
+                    got.timing["analysis_overlapped"] = (
+                        got.timing.get("analysis_overlapped", 0.0) + spent - extra
+                    )
+                else:
+                    say(f"analysing the trace{label}")
+                    one = measure(
+                        parts, scope=scope, unexpected=policy.unexpected, cwd=str(workdir)
+                    )
+                    extra = 0.0
                 merge_opcodes(one, opcode_trace, parts=parts, scope=scope)
                 runs.append(one)
-                got.timing["analysis"] = got.timing.get("analysis", 0.0) + time.monotonic() - t0
+                got.timing["analysis"] = (
+                    got.timing.get("analysis", 0.0) + extra + time.monotonic() - t0
+                )
                 if tr.timed_out or any(p["severity"] == "error" for p in problems):
                     break  # a broken repeat: no point tracing the others
     except MeasureError as exc:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,69 @@ def _parse(parts: list[TracePart], parser: TraceParser) -> Iterator[Event]:
         with open(part.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
             yield from parser.parse(f, default_pid=part.pid or 0, source=os.fspath(part.path))
     yield from parser.finish()
+
+
+# How long to wait for more of a trace that is still being written.
+FOLLOW_POLL = 0.01
+FOLLOW_CHUNK = 1 << 20
+
+
+def follow_lines(path: Path, finished: Callable[[], bool]) -> Iterator[str]:
+    """The lines of a file another process is still writing, as they arrive.
+
+    Ends once `finished()` is true and the file has been read to its end
+    (checked in that order, so nothing written before the writer exited is
+    missed). Lines are split on "\n" only and decoded as `events` reads a file,
+    so the parser sees exactly what it would see reading the finished file.
+    """
+    f = None
+    try:
+        while f is None:
+            done = finished()
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                if done:
+                    return
+                time.sleep(FOLLOW_POLL)
+        rest = b""
+        while True:
+            done = finished()
+            chunk = f.read(FOLLOW_CHUNK)
+            if not chunk:
+                if not done:
+                    time.sleep(FOLLOW_POLL)
+                    continue
+                break
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                rest += chunk
+                continue
+            text = (rest + chunk[: cut + 1]).decode("utf-8", "surrogateescape")
+            rest = chunk[cut + 1 :]
+            lines = text.split("\n")
+            lines.pop()
+            for line in lines:
+                yield line + "\n"
+        if rest:
+            yield rest.decode("utf-8", "surrogateescape")
+    finally:
+        if f is not None:
+            f.close()
+
+
+def follow_events(path: Path, finished: Callable[[], bool], parser: TraceParser) -> Iterator[Event]:
+    """`events` for a trace file still being written (see `follow_lines`)."""
+    yield from parser.parse(follow_lines(path, finished), source=os.fspath(path))
+    yield from parser.finish()
+    check_is_strace(parser.stats, [TracePart(path, None, _size(path))])
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def check_is_strace(stats: ParseStats, parts: list[TracePart]) -> None:
