@@ -27,7 +27,14 @@ from ci_gate.compare.repeats import combine
 from ci_gate.errors import MeasureError
 from ci_gate.kernel.merge import merge as merge_opcodes
 from ci_gate.kernel.uring_tracepoints import OpcodeTrace
-from ci_gate.metrics.collector import Collector, Measurement, Unexpected
+from ci_gate.metrics.collector import (
+    Collector,
+    Measurement,
+    Unexpected,
+    restrict,
+    syscalls_needed,
+    tracing_set,
+)
 from ci_gate.metrics.scope import Fixture, Scope
 from ci_gate.policy.evaluate import BaseSide, evaluate
 from ci_gate.policy.load import load_policy
@@ -235,6 +242,30 @@ class _Measured:
     placement: dict[str, Any] = field(default_factory=dict)  # where the trace ran
 
 
+def _traced_syscalls(
+    policy: Policy, got: _Measured, say: Callable[[str], None]
+) -> frozenset[str] | None:
+    """What `scenario.tracing: policy` traces; None for every syscall (recorded in got.trace)."""
+    scen = policy.scenario
+    assert scen is not None
+    got.trace["tracing"] = scen.tracing
+    if scen.tracing != "policy":
+        return None
+    metrics = [r.metric for r in policy.rules]
+    traced = tracing_set(metrics, policy.unexpected)
+    if traced is None:
+        needy = next(m for m in metrics if syscalls_needed(m, policy.unexpected) is None)
+        got.trace["tracing"] = "full"
+        got.trace["tracing_why_full"] = (
+            f"scenario.tracing is policy, but the metric {needy} needs every syscall"
+        )
+        say(f"tracing every syscall: {got.trace['tracing_why_full']}")
+        return None
+    got.trace["syscalls"] = sorted(traced)
+    say(f"tracing {len(traced)} syscall(s) the policy needs (scenario.tracing: policy)")
+    return traced
+
+
 def _follower(
     into: list[tuple[Measurement, float]], scope: Scope, unexpected: Unexpected, cwd: str
 ) -> Callable[[Path, Callable[[], bool]], None]:
@@ -308,6 +339,7 @@ def _measure_scenario(
                 files=fx.files,
             )
             scope = Scope({"src": str(src), "dst": str(dst)}, fx)
+            traced = _traced_syscalls(policy, got, say)
             # Probes io_uring (before any recording: the probe makes a ring of its own); where
             # it is blocked, the traces may run in a sibling container that allows it.
             plan = sibling.plan(out_dir=out_dir, cwd=workdir, roots=(src, dst), log=say)
@@ -330,6 +362,7 @@ def _measure_scenario(
                         timeout=scen.timeout,
                         suffix=suffix,
                         max_bytes=max_trace_bytes,
+                        extra_flags=tracer.filter_flags(traced),
                         follow=follow,
                     )
                 tr = placed.run
@@ -372,6 +405,8 @@ def _measure_scenario(
                     )
                     extra = 0.0
                 merge_opcodes(one, opcode_trace, parts=parts, scope=scope)
+                if traced is not None:
+                    restrict(one, traced, (r.metric for r in policy.rules))
                 runs.append(one)
                 got.timing["analysis"] = (
                     got.timing.get("analysis", 0.0) + extra + time.monotonic() - t0
@@ -389,6 +424,8 @@ def _measure_scenario(
     if runs:
         got.measurement = combine(runs)
         got.measurement.notes += sibling.notes(got.placement)
+        if "tracing_why_full" in got.trace:
+            got.measurement.notes.append(f"Traced in full: {got.trace['tracing_why_full']}.")
         if len(runs) < scen.repeats and got.interrupted is None:
             got.measurement.notes.append(
                 f"only {len(runs)} of {scen.repeats} repeats ran: a repeat failed"
@@ -633,6 +670,17 @@ def _scenario_from(path: Path) -> tuple[dict[str, str], Fixture | None]:
     return roots, fixture
 
 
+def _traced_in(path: Path) -> frozenset[str] | None:
+    """The syscalls an earlier run traced (scenario.tracing: policy); None: all of them."""
+    try:
+        traced = json.loads(path.read_text(encoding="utf-8")).get("trace", {}).get("syscalls")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(traced, list) and all(isinstance(n, str) for n in traced):
+        return frozenset(traced)
+    return None
+
+
 # -- analyze -------------------------------------------------------------------------------------
 
 
@@ -678,6 +726,12 @@ def analyze(
                 scenario_info = {"roots": mapping, "files": fx.files if fx else None}
             unexpected = policy.unexpected if policy is not None else Unexpected()
             measurement = measure(parts, scope=scope, unexpected=unexpected, cwd=cwd)
+            traced = _traced_in(scenario_from) if scenario_from is not None else None
+            if traced is not None:
+                # That run traced only some syscalls: the others are unmeasured, not zero.
+                trace_info["syscalls"] = sorted(traced)
+                asked = [r.metric for r in policy.rules] if policy is not None else []
+                restrict(measurement, traced, asked)
             measurement.scope_missing["kernel"] = (
                 "opcode data is recorded only while `syscall-gate run` traces (as root, with "
                 "tracefs); a saved strace log does not carry it"

@@ -378,6 +378,7 @@ class Plan:
         timeout: float,
         suffix: str = "",
         max_bytes: int | None = None,
+        extra_flags: tuple[str, ...] = (),
         follow: tracer.Follow | None = None,
     ) -> Traced:
         """:func:`tracer.trace` (same arguments) here, or in the sibling container.
@@ -393,6 +394,8 @@ class Plan:
             "suffix": suffix,
             "max_bytes": max_bytes,
         }
+        if extra_flags:
+            kw["extra_flags"] = list(extra_flags)
         if self.sibling is None:
             return Traced(tracer.trace(argv, follow=follow, **kw), self.placement)
         probe = str(self.placement["io_uring_probe"])
