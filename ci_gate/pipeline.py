@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ci_gate import progress
 from ci_gate.compare import baseline as baseline_mod
 from ci_gate.compare.baseline import metric_deltas
 from ci_gate.compare.repeats import combine
@@ -93,10 +94,11 @@ def measure(
     scope: Scope | None,
     unexpected: Unexpected,
     cwd: str | None,
+    reading: progress.Reading | None = None,
 ) -> Measurement:
     collector = Collector(scope, unexpected=unexpected, cwd=cwd)
     parser = TraceParser(select=collector.selection())
-    collector.consume(source.events(parts, parser))
+    collector.consume(source.events(parts, parser, reading))
     return collector.result(parser.stats)
 
 
@@ -107,11 +109,12 @@ def measure_following(
     scope: Scope | None,
     unexpected: Unexpected,
     cwd: str | None,
+    reading: progress.Reading | None = None,
 ) -> Measurement:
     """`measure` of a trace strace is still writing: the analysis overlaps the run."""
     collector = Collector(scope, unexpected=unexpected, cwd=cwd)
     parser = TraceParser(select=collector.selection())
-    collector.consume(source.follow_events(path, finished, parser))
+    collector.consume(source.follow_events(path, finished, parser, reading))
     return collector.result(parser.stats)
 
 
@@ -242,6 +245,26 @@ class _Measured:
     placement: dict[str, Any] = field(default_factory=dict)  # where the trace ran
 
 
+def _measure_shown(
+    parts: list[source.TracePart],
+    scope: Scope | None,
+    unexpected: Unexpected,
+    cwd: str | None,
+    say: Callable[[str], None] | None,
+) -> Measurement:
+    """`measure`, with a progress line on a long trace (bytes analysed of the total)."""
+    reading = progress.Reading()
+    total = source.total_size(parts)
+
+    def status() -> str:
+        done = reading.done()
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        return f"{progress.mib(done)} of {progress.mib(total)} analysed{pct}"
+
+    with progress.shown("analysing the trace", status, log=say):
+        return measure(parts, scope=scope, unexpected=unexpected, cwd=cwd, reading=reading)
+
+
 def _traced_syscalls(
     policy: Policy, got: _Measured, say: Callable[[str], None]
 ) -> frozenset[str] | None:
@@ -267,14 +290,30 @@ def _traced_syscalls(
 
 
 def _follower(
-    into: list[tuple[Measurement, float]], scope: Scope, unexpected: Unexpected, cwd: str
+    into: list[tuple[Measurement, float]],
+    scope: Scope,
+    unexpected: Unexpected,
+    cwd: str,
+    say: Callable[[str], None],
+    label: str,
 ) -> Callable[[Path, Callable[[], bool]], None]:
     """What reads the trace while strace writes it, on the core strace and the target leave
     idle; the measurement and the seconds it took go to `into`."""
 
     def follow(path: Path, finished: Callable[[], bool]) -> None:
         t0 = time.monotonic()
-        m = measure_following(path, finished, scope=scope, unexpected=unexpected, cwd=cwd)
+        reading = progress.Reading()
+
+        def status() -> str:
+            return (
+                f"trace {progress.mib(progress.file_size(path))} written, "
+                f"{progress.mib(reading.done())} analysed"
+            )
+
+        with progress.shown(f"tracing{label}", status, log=say):
+            m = measure_following(
+                path, finished, scope=scope, unexpected=unexpected, cwd=cwd, reading=reading
+            )
         into.append((m, time.monotonic() - t0))
 
     return follow
@@ -319,17 +358,27 @@ def _measure_scenario(
             got.strace_version = tracer.strace_version(strace)
             if scen.build and not skip_build:
                 say(f"building: {scen.build}")
-                got.timing["build"] = build_stage.build(
-                    scen.build,
-                    cwd=workdir,
-                    env=env,
-                    log=out_dir / "build.log",
-                    timeout=scen.build_timeout,
-                )
+                build_log = out_dir / "build.log"
+                with progress.shown(
+                    "building", lambda: f"log {progress.mib(progress.file_size(build_log))}",
+                    log=say,
+                ):  # fmt: skip
+                    got.timing["build"] = build_stage.build(
+                        scen.build,
+                        cwd=workdir,
+                        env=env,
+                        log=build_log,
+                        timeout=scen.build_timeout,
+                    )
             t0 = time.monotonic()
             tmp = Path(tempfile.mkdtemp(prefix="syscall-gate-", dir=scratch))
             src, dst = tmp / "src", tmp / "dst"
-            fx = fixture.create(src, scen.fixture)
+            made = progress.Counter()
+            wanted = scen.fixture.files + scen.fixture.dirs
+            with progress.shown(
+                "creating the fixture", lambda: f"{made.value:,} of {wanted:,} files", log=say
+            ):
+                fx = fixture.create(src, scen.fixture, made)
             got.timing["fixture"] = time.monotonic() - t0
             argv = tracer.command_argv(scen.command, src, dst)
             got.scenario.update(
@@ -351,7 +400,7 @@ def _measure_scenario(
                     shutil.rmtree(dst, ignore_errors=True)
                 say(f"tracing{label}: {' '.join(argv)}")
                 followed: list[tuple[Measurement, float]] = []
-                follow = _follower(followed, scope, policy.unexpected, str(workdir))
+                follow = _follower(followed, scope, policy.unexpected, str(workdir), say, label)
                 # The io_uring tracepoints record while (and only while) the scenario runs.
                 with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
                     placed = plan.trace(
@@ -400,9 +449,7 @@ def _measure_scenario(
                     )
                 else:
                     say(f"analysing the trace{label}")
-                    one = measure(
-                        parts, scope=scope, unexpected=policy.unexpected, cwd=str(workdir)
-                    )
+                    one = _measure_shown(parts, scope, policy.unexpected, str(workdir), say)
                     extra = 0.0
                 merge_opcodes(one, opcode_trace, parts=parts, scope=scope)
                 if traced is not None:
@@ -725,7 +772,7 @@ def analyze(
                 scope = Scope(mapping, fx)
                 scenario_info = {"roots": mapping, "files": fx.files if fx else None}
             unexpected = policy.unexpected if policy is not None else Unexpected()
-            measurement = measure(parts, scope=scope, unexpected=unexpected, cwd=cwd)
+            measurement = _measure_shown(parts, scope, unexpected, cwd, None)
             traced = _traced_in(scenario_from) if scenario_from is not None else None
             if traced is not None:
                 # That run traced only some syscalls: the others are unmeasured, not zero.

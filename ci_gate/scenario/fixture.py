@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ci_gate.metrics.scope import DIR, FILE, SYMLINK, Fixture
 from ci_gate.policy.model import Fixture as FixtureSpec
+from ci_gate.progress import Counter
 
 # Varied permission bits, so a copier that drops modes produces a wrong copy.
 _FILE_MODES = (0o644, 0o600, 0o640, 0o755)
@@ -36,13 +37,14 @@ def _write_file(path: Path, size: int, rng: random.Random, mode: int, t_ns: int)
         os.close(fd)
 
 
-def create(src: Path, spec: FixtureSpec) -> Fixture:
+def create(src: Path, spec: FixtureSpec, made: Counter | None = None) -> Fixture:
     """Populate `src` (which must not exist) and return what it holds.
 
     Layout: file1.bin..fileN.bin at the top; a chain of `dirs` nested
     directories dir1/dir2/... each holding nestedK.bin; with symlinks:
     link-to-file -> file1.bin, link-to-dir -> dir1, dir1/link-up -> ../file1.bin.
-    Every regular file has `file_size` random bytes from `seed`.
+    Every regular file has `file_size` random bytes from `seed`. `made` counts
+    the files written so far (for a progress line).
     """
     rng = random.Random(spec.seed)
     entries: dict[str, str] = {}
@@ -61,6 +63,8 @@ def create(src: Path, spec: FixtureSpec) -> Fixture:
     def write(rel: str, mode: int) -> None:
         nonlocal stamp
         entries[rel] = FILE
+        if made is not None:
+            made.value += 1
         stamp += 1
         _write_file(src / rel, spec.file_size, rng, mode, _BASE_TIME_NS + stamp * 1_000_000_123)
 
