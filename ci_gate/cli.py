@@ -79,6 +79,11 @@ def _warning_log() -> Any:
 def _after(args: argparse.Namespace, outcome: Any) -> int:
     """Print the verdict, then publish (which never changes the exit code)."""
     code = _finish(outcome)
+    # Outside Actions, with no step summary and no forced publish, there is nothing to do:
+    # the GitHub client (requests, jsonschema) is not even imported.
+    idle = args.publish != "always" and os.environ.get("GITHUB_ACTIONS") != "true"
+    if idle and not os.environ.get("GITHUB_STEP_SUMMARY"):
+        return code
     if outcome.interrupted is None and outcome.results_path is not None:
         from ci_gate.publish import gate
 
@@ -208,9 +213,18 @@ def _add_run_publish_options(parser: argparse.ArgumentParser) -> None:
     _add_publish_options(parser)
 
 
-def _add_publish_options(parser: argparse.ArgumentParser) -> None:
-    from ci_gate.publish import gate
+def _gate_check(name: str) -> Any:
+    """A checker of ci_gate.publish.gate, imported when an option is given, not before."""
 
+    def check(text: str) -> Any:
+        from ci_gate.publish import gate
+
+        return getattr(gate, name)(text)
+
+    return _arg(check)
+
+
+def _add_publish_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("publishing on GitHub")
     g.add_argument("--comment", choices=["always", "on-failure", "never"], default="always",
                    help="post the sticky PR comment always (default), only when the gate does "
@@ -218,14 +232,14 @@ def _add_publish_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--delete-on-pass", action="store_true",
                    help="with --comment on-failure: delete the comment once the gate "
                    "passes")  # fmt: skip
-    g.add_argument("--conclusion-map", type=_arg(gate.parse_conclusion_map),
+    g.add_argument("--conclusion-map", type=_gate_check("parse_conclusion_map"),
                    metavar="STATUS=CONCLUSION,...",
                    help="override check conclusions, e.g. WARN=success,ERROR=neutral "
                    "(default PASS=success, WARN=neutral, FAIL=failure, ERROR=failure)")  # fmt: skip
-    g.add_argument("--comment-author", type=_arg(gate.check_login), metavar="LOGIN",
+    g.add_argument("--comment-author", type=_gate_check("check_login"), metavar="LOGIN",
                    help="the login the token comments as when GET /user is refused "
                    "(default github-actions[bot]; '<app-slug>[bot]' for an app token)")  # fmt: skip
-    g.add_argument("--report-url", type=_arg(gate.check_report_url), metavar="URL",
+    g.add_argument("--report-url", type=_gate_check("check_report_url"), metavar="URL",
                    help="where the full report is, linked when a body is cut to GitHub's "
                    "size limits (default: the run's page)")  # fmt: skip
 

@@ -21,13 +21,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ci_gate import progress
 from ci_gate.compare import baseline as baseline_mod
 from ci_gate.compare.baseline import metric_deltas
 from ci_gate.compare.repeats import combine
 from ci_gate.errors import MeasureError
 from ci_gate.kernel.merge import merge as merge_opcodes
 from ci_gate.kernel.uring_tracepoints import OpcodeTrace
-from ci_gate.metrics.collector import Collector, Measurement, Unexpected
+from ci_gate.metrics.collector import (
+    Collector,
+    Measurement,
+    Unexpected,
+    restrict,
+    syscalls_needed,
+    tracing_set,
+)
 from ci_gate.metrics.scope import Fixture, Scope
 from ci_gate.policy.evaluate import BaseSide, evaluate
 from ci_gate.policy.load import load_policy
@@ -86,10 +94,27 @@ def measure(
     scope: Scope | None,
     unexpected: Unexpected,
     cwd: str | None,
+    reading: progress.Reading | None = None,
 ) -> Measurement:
     collector = Collector(scope, unexpected=unexpected, cwd=cwd)
     parser = TraceParser(select=collector.selection())
-    collector.consume(source.events(parts, parser))
+    collector.consume(source.events(parts, parser, reading))
+    return collector.result(parser.stats)
+
+
+def measure_following(
+    path: Path,
+    finished: Callable[[], bool],
+    *,
+    scope: Scope | None,
+    unexpected: Unexpected,
+    cwd: str | None,
+    reading: progress.Reading | None = None,
+) -> Measurement:
+    """`measure` of a trace strace is still writing: the analysis overlaps the run."""
+    collector = Collector(scope, unexpected=unexpected, cwd=cwd)
+    parser = TraceParser(select=collector.selection())
+    collector.consume(source.follow_events(path, finished, parser, reading))
     return collector.result(parser.stats)
 
 
@@ -220,6 +245,80 @@ class _Measured:
     placement: dict[str, Any] = field(default_factory=dict)  # where the trace ran
 
 
+def _measure_shown(
+    parts: list[source.TracePart],
+    scope: Scope | None,
+    unexpected: Unexpected,
+    cwd: str | None,
+    say: Callable[[str], None] | None,
+) -> Measurement:
+    """`measure`, with a progress line on a long trace (bytes analysed of the total)."""
+    reading = progress.Reading()
+    total = source.total_size(parts)
+
+    def status() -> str:
+        done = reading.done()
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        return f"{progress.mib(done)} of {progress.mib(total)} analysed{pct}"
+
+    with progress.shown("analysing the trace", status, log=say):
+        return measure(parts, scope=scope, unexpected=unexpected, cwd=cwd, reading=reading)
+
+
+def _traced_syscalls(
+    policy: Policy, got: _Measured, say: Callable[[str], None]
+) -> frozenset[str] | None:
+    """What `scenario.tracing: policy` traces; None for every syscall (recorded in got.trace)."""
+    scen = policy.scenario
+    assert scen is not None
+    got.trace["tracing"] = scen.tracing
+    if scen.tracing != "policy":
+        return None
+    metrics = [r.metric for r in policy.rules]
+    traced = tracing_set(metrics, policy.unexpected)
+    if traced is None:
+        needy = next(m for m in metrics if syscalls_needed(m, policy.unexpected) is None)
+        got.trace["tracing"] = "full"
+        got.trace["tracing_why_full"] = (
+            f"scenario.tracing is policy, but the metric {needy} needs every syscall"
+        )
+        say(f"tracing every syscall: {got.trace['tracing_why_full']}")
+        return None
+    got.trace["syscalls"] = sorted(traced)
+    say(f"tracing {len(traced)} syscall(s) the policy needs (scenario.tracing: policy)")
+    return traced
+
+
+def _follower(
+    into: list[tuple[Measurement, float]],
+    scope: Scope,
+    unexpected: Unexpected,
+    cwd: str,
+    say: Callable[[str], None],
+    label: str,
+) -> Callable[[Path, Callable[[], bool]], None]:
+    """What reads the trace while strace writes it, on the core strace and the target leave
+    idle; the measurement and the seconds it took go to `into`."""
+
+    def follow(path: Path, finished: Callable[[], bool]) -> None:
+        t0 = time.monotonic()
+        reading = progress.Reading()
+
+        def status() -> str:
+            return (
+                f"trace {progress.mib(progress.file_size(path))} written, "
+                f"{progress.mib(reading.done())} analysed"
+            )
+
+        with progress.shown(f"tracing{label}", status, log=say):
+            m = measure_following(
+                path, finished, scope=scope, unexpected=unexpected, cwd=cwd, reading=reading
+            )
+        into.append((m, time.monotonic() - t0))
+
+    return follow
+
+
 def _measure_scenario(
     policy: Policy,
     out_dir: Path,
@@ -259,17 +358,27 @@ def _measure_scenario(
             got.strace_version = tracer.strace_version(strace)
             if scen.build and not skip_build:
                 say(f"building: {scen.build}")
-                got.timing["build"] = build_stage.build(
-                    scen.build,
-                    cwd=workdir,
-                    env=env,
-                    log=out_dir / "build.log",
-                    timeout=scen.build_timeout,
-                )
+                build_log = out_dir / "build.log"
+                with progress.shown(
+                    "building", lambda: f"log {progress.mib(progress.file_size(build_log))}",
+                    log=say,
+                ):  # fmt: skip
+                    got.timing["build"] = build_stage.build(
+                        scen.build,
+                        cwd=workdir,
+                        env=env,
+                        log=build_log,
+                        timeout=scen.build_timeout,
+                    )
             t0 = time.monotonic()
             tmp = Path(tempfile.mkdtemp(prefix="syscall-gate-", dir=scratch))
             src, dst = tmp / "src", tmp / "dst"
-            fx = fixture.create(src, scen.fixture)
+            made = progress.Counter()
+            wanted = scen.fixture.files + scen.fixture.dirs
+            with progress.shown(
+                "creating the fixture", lambda: f"{made.value:,} of {wanted:,} files", log=say
+            ):
+                fx = fixture.create(src, scen.fixture, made)
             got.timing["fixture"] = time.monotonic() - t0
             argv = tracer.command_argv(scen.command, src, dst)
             got.scenario.update(
@@ -279,6 +388,7 @@ def _measure_scenario(
                 files=fx.files,
             )
             scope = Scope({"src": str(src), "dst": str(dst)}, fx)
+            traced = _traced_syscalls(policy, got, say)
             # Probes io_uring (before any recording: the probe makes a ring of its own); where
             # it is blocked, the traces may run in a sibling container that allows it.
             plan = sibling.plan(out_dir=out_dir, cwd=workdir, roots=(src, dst), log=say)
@@ -289,6 +399,8 @@ def _measure_scenario(
                 if dst.exists() or dst.is_symlink():
                     shutil.rmtree(dst, ignore_errors=True)
                 say(f"tracing{label}: {' '.join(argv)}")
+                followed: list[tuple[Measurement, float]] = []
+                follow = _follower(followed, scope, policy.unexpected, str(workdir), say, label)
                 # The io_uring tracepoints record while (and only while) the scenario runs.
                 with OpcodeTrace(opcodes, scratch=scratch, log=say) as opcode_trace:
                     placed = plan.trace(
@@ -299,6 +411,8 @@ def _measure_scenario(
                         timeout=scen.timeout,
                         suffix=suffix,
                         max_bytes=max_trace_bytes,
+                        extra_flags=tracer.filter_flags(traced),
+                        follow=follow,
                     )
                 tr = placed.run
                 got.timing["trace"] = got.timing.get("trace", 0.0) + tr.elapsed
@@ -323,14 +437,27 @@ def _measure_scenario(
                     if label:
                         p["message"] = f"{label.strip(' ()')}: {p['message']}"
                     got.problems.append(p)
-                say(f"analysing the trace{label}")
                 t0 = time.monotonic()
                 parts = source.resolve(str(tr.trace))
                 got.trace["bytes"] = got.trace.get("bytes", 0) + source.total_size(parts)
-                one = measure(parts, scope=scope, unexpected=policy.unexpected, cwd=str(workdir))
+                if followed:
+                    one, spent = followed[0]
+                    # What the analysis added to the run's wall time: its part after strace ended.
+                    extra = max(0.0, spent - tr.elapsed)
+                    got.timing["analysis_overlapped"] = (
+                        got.timing.get("analysis_overlapped", 0.0) + spent - extra
+                    )
+                else:
+                    say(f"analysing the trace{label}")
+                    one = _measure_shown(parts, scope, policy.unexpected, str(workdir), say)
+                    extra = 0.0
                 merge_opcodes(one, opcode_trace, parts=parts, scope=scope)
+                if traced is not None:
+                    restrict(one, traced, (r.metric for r in policy.rules))
                 runs.append(one)
-                got.timing["analysis"] = got.timing.get("analysis", 0.0) + time.monotonic() - t0
+                got.timing["analysis"] = (
+                    got.timing.get("analysis", 0.0) + extra + time.monotonic() - t0
+                )
                 if tr.timed_out or any(p["severity"] == "error" for p in problems):
                     break  # a broken repeat: no point tracing the others
     except MeasureError as exc:
@@ -344,6 +471,8 @@ def _measure_scenario(
     if runs:
         got.measurement = combine(runs)
         got.measurement.notes += sibling.notes(got.placement)
+        if "tracing_why_full" in got.trace:
+            got.measurement.notes.append(f"Traced in full: {got.trace['tracing_why_full']}.")
         if len(runs) < scen.repeats and got.interrupted is None:
             got.measurement.notes.append(
                 f"only {len(runs)} of {scen.repeats} repeats ran: a repeat failed"
@@ -588,6 +717,17 @@ def _scenario_from(path: Path) -> tuple[dict[str, str], Fixture | None]:
     return roots, fixture
 
 
+def _traced_in(path: Path) -> frozenset[str] | None:
+    """The syscalls an earlier run traced (scenario.tracing: policy); None: all of them."""
+    try:
+        traced = json.loads(path.read_text(encoding="utf-8")).get("trace", {}).get("syscalls")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(traced, list) and all(isinstance(n, str) for n in traced):
+        return frozenset(traced)
+    return None
+
+
 # -- analyze -------------------------------------------------------------------------------------
 
 
@@ -632,7 +772,13 @@ def analyze(
                 scope = Scope(mapping, fx)
                 scenario_info = {"roots": mapping, "files": fx.files if fx else None}
             unexpected = policy.unexpected if policy is not None else Unexpected()
-            measurement = measure(parts, scope=scope, unexpected=unexpected, cwd=cwd)
+            measurement = _measure_shown(parts, scope, unexpected, cwd, None)
+            traced = _traced_in(scenario_from) if scenario_from is not None else None
+            if traced is not None:
+                # That run traced only some syscalls: the others are unmeasured, not zero.
+                trace_info["syscalls"] = sorted(traced)
+                asked = [r.metric for r in policy.rules] if policy is not None else []
+                restrict(measurement, traced, asked)
             measurement.scope_missing["kernel"] = (
                 "opcode data is recorded only while `syscall-gate run` traces (as root, with "
                 "tracefs); a saved strace log does not carry it"

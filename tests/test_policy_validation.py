@@ -18,7 +18,7 @@ from ci_gate.policy.model import Bound
 
 TOP_KEYS = "baseline, extends, rules, scenario, unexpected, version"
 RULE_KEYS = "aggregate, baseline, deduct, fail, hint, max_spread, metric, mode, per, reason, warn"
-SCENARIO_KEYS = "build, build_timeout, command, env, fixture, id, repeats, timeout, verify"
+SCENARIO_KEYS = "build, build_timeout, command, env, fixture, id, repeats, timeout, tracing, verify"
 FIXTURE_KEYS = "dirs, file_size, files, seed, symlinks"
 SIZE = "expected bytes as an integer, or a number with a unit: 5MiB, 64KiB, 1GiB, 500KB, 4096B"
 DURATION = "expected seconds as a number, or a number with a unit: 90s, 5m, 1h, 1500ms"

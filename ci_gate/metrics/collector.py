@@ -950,3 +950,101 @@ def _number_name(name: str) -> str | None:
         return None
     table = syscall_table.AARCH64 if platform.machine() == "aarch64" else syscall_table.X86_64
     return table.get(int(m.group(1), 0))
+
+
+# -- tracing only what the policy needs (scenario.tracing: policy) ------------------------
+
+IO_URING_CALLS = frozenset({"io_uring_setup", "io_uring_enter", "io_uring_register"})
+# Rings are followed through the fd table: what creates, copies and closes fds.
+_RING_CALLS = IO_URING_CALLS | _FD_BOOKKEEPING
+_SCENARIO_SETS: dict[str, frozenset[str]] = {
+    "scenario.opens.user_files": OPEN_CALLS,
+    "scenario.opens.directories": OPEN_CALLS,
+    "scenario.traversal.getdents": GETDENTS,
+    "scenario.dirs_created": MKDIRS,
+    "scenario.symlinks.created": SYMLINK_CREATE,
+    "scenario.symlinks.read": SYMLINK_READ,
+    "scenario.direct_io": DIRECT_IO,
+    "scenario.legacy.calls": LEGACY_PATH_CALLS,
+}
+_NOTHING: frozenset[str] = frozenset()
+
+
+def syscalls_needed(metric: str, unexpected: Unexpected | None = None) -> frozenset[str] | None:
+    """The syscalls a metric is computed from; None when it needs every call of the trace.
+
+    A metric is exact on a trace of only some syscalls (strace -e trace=SET) when
+    SET holds these: the collector reads nothing else to compute it.
+    """
+    parts = metric.split(".")
+    head = parts[0]
+    if head == "syscalls" or metric == "scenario.calls":
+        return None
+    if head in ("trace", "security") or metric in ("scenario.files", "scenario.dirs",
+                                                   "scenario.symlinks"):  # fmt: skip
+        return _NOTHING
+    if head == "io_uring":
+        return _RING_CALLS
+    if metric == "unexpected.calls":
+        u = unexpected or Unexpected()
+        return u.scenario | u.anywhere | DIRECT_IO | IO_URING_CALLS
+    if head == "syscall" and len(parts) == 3:
+        return frozenset({parts[1]})
+    fixed = _SCENARIO_SETS.get(metric)
+    if fixed is not None:
+        return fixed
+    rest = parts[1:] if head == "scenario" else parts
+    if head == "scenario" and len(rest) == 3 and rest[0] == "syscall":
+        return frozenset({rest[1]})
+    if head == "scenario" and len(rest) == 3 and rest[0] == "preserve":
+        calls = PRESERVE_OPS.get(rest[1])
+        return frozenset(calls) if calls is not None else None
+    if len(rest) == 2 and rest[1] in CLASSES:
+        if rest[0] == "pathcalls":
+            return frozenset(PATH_CALLS)
+        if rest[0] in PATH_CALLS:
+            return frozenset({rest[0]})
+    return None
+
+
+def tracing_set(metrics: Iterable[str], unexpected: Unexpected) -> frozenset[str] | None:
+    """The syscalls to trace for these metrics, or None when one of them needs every call.
+
+    The report's unexpected-calls list is always complete (its syscalls are
+    traced), and execve always is: a trace of the target is never empty.
+    """
+    wanted: set[str] = {"execve"} | unexpected.scenario | unexpected.anywhere
+    for metric in metrics:
+        needs = syscalls_needed(metric, unexpected)
+        if needs is None:
+            return None
+        wanted |= needs
+    return frozenset(wanted)
+
+
+def restrict(m: Measurement, traced: frozenset[str], asked: Iterable[str]) -> None:
+    """Make a measurement of a filtered trace say what it could not see.
+
+    Metrics computed from syscalls that were not traced are unmeasured, not
+    zero: every whole-trace total, and any metric `asked` (the policy's rules)
+    or already computed whose syscalls were left out. A syscall that was traced
+    and never called stays a real zero.
+    """
+    why = (
+        f"not traced: scenario.tracing is policy, and only {len(traced)} syscall(s) the "
+        "policy needs were traced"
+    )
+    names = set(m.values) | set(asked)
+    for name in names:
+        if name in m.unmeasured:
+            continue
+        needs = syscalls_needed(name)
+        if needs is None or not needs <= traced:
+            m.values.pop(name, None)
+            m.unmeasured[name] = why
+    m.details["traced_syscalls"] = sorted(traced)
+    m.notes.append(
+        f"scenario.tracing: policy: only the {len(traced)} syscall(s) the policy needs were "
+        "traced (strace --seccomp-bpf -e trace=...); the inventory is partial and whole-trace "
+        "totals are not measured."
+    )

@@ -772,6 +772,7 @@ def _scenario(raw: dict[str, Any], at: _Where) -> Scenario | None:
         timeout=parse_duration(raw.get("timeout", ds.timeout)),
         build_timeout=parse_duration(raw.get("build_timeout", ds.build_timeout)),
         repeats=raw.get("repeats", ds.repeats),
+        tracing=raw.get("tracing", ds.tracing),
     )
 
 

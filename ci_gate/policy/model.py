@@ -111,6 +111,7 @@ class Scenario:
     timeout: float = 300.0
     build_timeout: float = 1800.0
     repeats: int = 1
+    tracing: str = "full"  # or "policy": trace only the syscalls the rules need
 
 
 @dataclass(frozen=True)

@@ -648,6 +648,19 @@ def _inventory(r: dict[str, Any]) -> str:
             if not bad
             else f"{len(bad)} count(s) differ from strace's own summary"
         )
+    traced = r.get("details", {}).get("traced_syscalls")
+    if traced is not None:
+        # scenario.tracing: policy: strace saw only these; the rest ran untraced.
+        return (
+            "### Syscall inventory (partial)\n\n"
+            + md_text(
+                f"Partial: only the {len(traced)} syscall(s) the policy needs were traced "
+                "(scenario.tracing: policy); other syscalls ran untraced and are not counted; "
+                + "; ".join(extra[1:] or ["no other remark"])
+            )
+            + ".\n\n"
+            + _details("Every traced syscall seen", body)
+        )
     return (
         "### Full syscall inventory\n\n"
         + md_text("; ".join(extra))

@@ -11,6 +11,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,7 @@ def run(
     tracer: bool = False,
     grace: float = 2.0,
     watch: tuple[Path, int] | None = None,
+    stop: threading.Event | None = None,
 ) -> Finished:
     """Run argv to completion or deadline; kill whatever it left behind either way.
 
@@ -158,6 +160,9 @@ def run(
 
     With watch=(file, limit), a file that grows past `limit` bytes (a runaway
     trace filling the disk) ends the run like the deadline does.
+
+    `stop` (set from another thread, e.g. one analysing the trace while it is
+    written) ends the run at once: the whole tree is killed, rc None.
     """
     become_subreaper()
     spare = children()
@@ -182,13 +187,18 @@ def run(
         try:
             while True:
                 try:
-                    rc = proc.wait(timeout=0.1 if tracer else max(0.0, deadline - start))
+                    rc = proc.wait(timeout=0.1 if tracer or stop else max(0.0, deadline - start))
                     break
                 except subprocess.TimeoutExpired:
                     pass
                 now = time.monotonic()
                 if watch is not None and _size(watch[0]) > watch[1]:
                     oversize = True
+                if stop is not None and stop.is_set():
+                    kill_tree(proc.pid, spare)
+                    proc.wait()
+                    rc = None
+                    break
                 if now >= deadline or oversize:
                     timed_out = not oversize
                     kill_tree(proc.pid, spare)

@@ -378,8 +378,14 @@ class Plan:
         timeout: float,
         suffix: str = "",
         max_bytes: int | None = None,
+        extra_flags: tuple[str, ...] = (),
+        follow: tracer.Follow | None = None,
     ) -> Traced:
-        """:func:`tracer.trace` (same arguments) here, or in the sibling container."""
+        """:func:`tracer.trace` (same arguments) here, or in the sibling container.
+
+        `follow` reads the trace while it is written here; in a sibling container
+        the trace is read after the run (the caller then does it).
+        """
         kw: dict[str, Any] = {
             "out_dir": out_dir,
             "cwd": cwd,
@@ -388,8 +394,10 @@ class Plan:
             "suffix": suffix,
             "max_bytes": max_bytes,
         }
+        if extra_flags:
+            kw["extra_flags"] = list(extra_flags)
         if self.sibling is None:
-            return Traced(tracer.trace(argv, **kw), self.placement)
+            return Traced(tracer.trace(argv, follow=follow, **kw), self.placement)
         probe = str(self.placement["io_uring_probe"])
         try:
             run, info = _relaunch(self.sibling, argv, kw, probe=probe, say=self.say)

@@ -7,8 +7,11 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ci_gate.errors import MeasureError, UsageError
 from ci_gate.scenario import process
@@ -19,6 +22,8 @@ from ci_gate.scenario import process
 # appended to the trace, and the parser cross-checks its counts against it.
 STRACE_FLAGS = ("-f", "-y", "-s", "4096", "-C")
 MAX_TAIL = 4000
+# follow(trace file, finished): reads the trace while it is written.
+Follow = Callable[[Path, Callable[[], bool]], None]
 # strace prefixes its messages with argv[0]: "strace: " or "/usr/bin/strace: ".
 _STRACE_MSG = re.compile(rb"^(?:\S*/)?strace: ")
 
@@ -59,6 +64,18 @@ def strace_version(strace: str | None = None) -> str:
     return m.group(1) if m else "unknown"
 
 
+def filter_flags(syscalls: frozenset[str] | None) -> tuple[str, ...]:
+    """strace flags that trace only `syscalls` (None: every one).
+
+    --seccomp-bpf leaves the other syscalls unstopped, which is where the time
+    goes; "?" lets a name this strace does not know (newer than it) through
+    without an error.
+    """
+    if syscalls is None:
+        return ()
+    return ("--seccomp-bpf", "-e", "trace=" + ",".join("?" + n for n in sorted(syscalls)))
+
+
 def command_argv(command: str, src: Path, dst: Path) -> list[str]:
     """Split the scenario command like a POSIX shell (no shell runs) and fill {src}/{dst}.
 
@@ -84,24 +101,36 @@ def trace(
     extra_flags: tuple[str, ...] = (),
     suffix: str = "",
     max_bytes: int | None = None,
+    follow: Follow | None = None,
 ) -> TraceRun:
-    """One traced run: out_dir/trace{suffix}.txt and target{suffix}.stdout/.stderr."""
+    """One traced run: out_dir/trace{suffix}.txt and target{suffix}.stdout/.stderr.
+
+    With `follow`, `follow(trace_file, finished)` runs in this thread while
+    strace writes the trace (strace and the target run in another thread's
+    child processes), so the trace is read as it grows instead of after the
+    run: `finished()` turns true once strace has exited and written its last
+    line. If `follow` raises, the run is stopped (the tree killed) and, unless
+    strace's own failure explains more, the exception goes on.
+    """
     strace = strace_path()
     trace_file = out_dir / f"trace{suffix}.txt"
     stdout, stderr = out_dir / f"target{suffix}.stdout", out_dir / f"target{suffix}.stderr"
     if trace_file.exists():
         trace_file.unlink()
     full = [strace, *STRACE_FLAGS, *extra_flags, "-o", str(trace_file), "--", *argv]
-    done = process.run(
-        full,
-        cwd=cwd,
-        env=env,
-        stdout=stdout,
-        stderr=stderr,
-        timeout=timeout,
-        tracer=True,
-        watch=(trace_file, max_bytes) if max_bytes is not None else None,
-    )
+    kw: dict[str, Any] = {
+        "cwd": cwd,
+        "env": env,
+        "stdout": stdout,
+        "stderr": stderr,
+        "timeout": timeout,
+        "tracer": True,
+        "watch": (trace_file, max_bytes) if max_bytes is not None else None,
+    }
+    if follow is None:
+        done = process.run(full, **kw)
+    else:
+        done = _run_following(full, kw, trace_file, follow, argv, cwd)
     messages = strace_messages(stderr)
     run = TraceRun(
         full,
@@ -117,6 +146,47 @@ def trace(
     )
     _raise_if_not_started(run, argv, cwd)
     return run
+
+
+def _run_following(
+    full: list[str],
+    kw: dict[str, Any],
+    trace_file: Path,
+    follow: Follow,
+    argv: list[str],
+    cwd: Path,
+) -> process.Finished:
+    stop = threading.Event()
+    result: list[process.Finished] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(process.run(full, stop=stop, **kw))
+        except BaseException as exc:  # handed to the calling thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="strace", daemon=True)
+    worker.start()
+    try:
+        follow(trace_file, lambda: not worker.is_alive())
+    except BaseException:
+        stop.set()
+        worker.join()
+        if result:
+            # strace's own failure (ptrace refused, no target) is the cause to report.
+            d = result[0]
+            _raise_if_not_started(
+                TraceRun(full, trace_file, kw["stdout"], kw["stderr"], d.returncode,
+                         d.timed_out, d.elapsed, d.killed, strace_messages(kw["stderr"])),
+                argv,
+                cwd,
+            )  # fmt: skip
+        raise
+    worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def strace_messages(stderr: Path) -> list[str]:

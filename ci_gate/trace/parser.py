@@ -94,18 +94,39 @@ _LINE = re.compile(
     re.X | re.S,
 )
 # The fast path's shapes: an optional "PID  " and (once the trace has shown
-# one) a timestamp; a call or a resumed half; then, when there is one, the
-# last ") = " and what follows it. Groups: pid, ts, name, resumed name, an
-# empty one where the arguments end, the return (with any -T duration).
+# one) a timestamp; a call or a resumed half. Groups: pid, ts, name, resumed
+# name. Only the head of the line is read by the regex: the return is found
+# from the line's end (_tail), so the cost does not grow with the arguments.
 # Nothing longer than a name or a return is copied out of the line.
-_FAST_BODY = r"""
+_FAST_HEAD = r"""
     (?:([a-z_][a-z0-9_]*)\(|<\.\.\.\ ([a-z_][a-z0-9_]*)\ resumed>)
-    (?:.*()\)\ +=\ (.*))?
 """
-_FAST = re.compile(r"(?:(\d{1,7})\ +)?(?:(x)(?!))?" + _FAST_BODY, re.X)
+_FAST = re.compile(r"(?:(\d{1,7})\ +)?(?:(x)(?!))?" + _FAST_HEAD, re.X)
 _FAST_TS = re.compile(
-    r"(?:(\d{1,7})\ +)?\ *(?:(\d+(?::\d\d:\d\d)?(?:\.\d+)?)\ +)?" + _FAST_BODY, re.X
+    r"(?:(\d{1,7})\ +)?\ *(?:(\d+(?::\d\d:\d\d)?(?:\.\d+)?)\ +)?" + _FAST_HEAD, re.X
 )
+
+
+def _tail(raw: str, start: int) -> tuple[int, str | None]:
+    """(where the arguments end, the return) after `start`; (-1, None) without a return.
+
+    The last ") = " (any number of spaces before the "=") on the line's first
+    row, and what follows it up to that row's end: what the regex
+    `.*()[)][ ]+=[ ](.*)` matched from `start`, found from the end instead.
+    """
+    nl = raw.find("\n", start)
+    if nl < 0:
+        nl = len(raw)
+    e = raw.rfind(" = ", start, nl)
+    while e > start:
+        if raw[e - 1] == ")":
+            return e - 1, raw[e + 3 : nl]
+        k = start + len(raw[start:e].rstrip(" ")) - 1
+        if k >= start and raw[k] == ")":
+            return k, raw[e + 3 : nl]
+        e = raw.rfind(" = ", start, e + 2)
+    return -1, None
+
 
 _UNFINISHED = " <unfinished ...>"
 _DETACHED = " <detached ...>"
@@ -318,7 +339,8 @@ class TraceParser:
             # mixes lines with and without pids) goes to the general path.
             m = None if busy else fast(raw)
             if m is not None:
-                pid_s, ts, name, rname, _close, ret = m.groups()
+                pid_s, ts, name, rname = m.groups()
+                close, ret = _tail(raw, m.end())
                 if ret is not None:
                     # What counting needs from the return: that it is one, and
                     # its errno. A plain number is the common case; anything
@@ -326,7 +348,6 @@ class TraceParser:
                     # line whose arguments hold ") = 1" is no return).
                     errno = None if ret.isdigit() else _quiet_return(ret)
                     if errno != "":
-                        close = m.start(5)
                         if name is not None:
                             # A complete call, unless program output spliced into
                             # the line (a shared stderr) ends like a return ("(p)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci_gate.errors import MeasureError
+from ci_gate.progress import Reading
 from ci_gate.trace.events import ParseStats
 from ci_gate.trace.parser import Event, TraceParser
 
@@ -70,18 +72,23 @@ def total_size(parts: list[TracePart]) -> int:
     return sum(p.size for p in parts)
 
 
-def events(parts: list[TracePart], parser: TraceParser | None = None) -> Iterator[Event]:
+def events(
+    parts: list[TracePart], parser: TraceParser | None = None, reading: Reading | None = None
+) -> Iterator[Event]:
     """Parse every part in order; the caller reads parser.stats afterwards.
 
     Raises MeasureError('not-strace') when no line of the input was a system
     call but some lines were there: a report of zeros would be a lie.
+    `reading`, when given, tells a progress line how far the parts are read.
     """
     parser = parser or TraceParser()
-    yield from _parse(parts, parser)
+    yield from _parse(parts, parser, reading)
     check_is_strace(parser.stats, parts)
 
 
-def _parse(parts: list[TracePart], parser: TraceParser) -> Iterator[Event]:
+def _parse(
+    parts: list[TracePart], parser: TraceParser, reading: Reading | None = None
+) -> Iterator[Event]:
     for part in parts:
         if part.path is None:
             stream = open(  # noqa: SIM115 - stdin is not ours to close
@@ -90,8 +97,84 @@ def _parse(parts: list[TracePart], parser: TraceParser) -> Iterator[Event]:
             yield from parser.parse(stream, source="<stdin>")
             continue
         with open(part.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+            if reading is not None:
+                reading.fd = f.fileno()
             yield from parser.parse(f, default_pid=part.pid or 0, source=os.fspath(part.path))
+            if reading is not None:
+                reading.fd = -1
+                reading.base += part.size
     yield from parser.finish()
+
+
+# How long to wait for more of a trace that is still being written.
+FOLLOW_POLL = 0.01
+FOLLOW_CHUNK = 1 << 20
+
+
+def follow_lines(
+    path: Path, finished: Callable[[], bool], reading: Reading | None = None
+) -> Iterator[str]:
+    """The lines of a file another process is still writing, as they arrive.
+
+    Ends once `finished()` is true and the file has been read to its end
+    (checked in that order, so nothing written before the writer exited is
+    missed). Lines are split on "\n" only and decoded as `events` reads a file,
+    so the parser sees exactly what it would see reading the finished file.
+    """
+    f = None
+    try:
+        while f is None:
+            done = finished()
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                if done:
+                    return
+                time.sleep(FOLLOW_POLL)
+        if reading is not None:
+            reading.fd = f.fileno()
+        rest = b""
+        while True:
+            done = finished()
+            chunk = f.read(FOLLOW_CHUNK)
+            if not chunk:
+                if not done:
+                    time.sleep(FOLLOW_POLL)
+                    continue
+                break
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                rest += chunk
+                continue
+            text = (rest + chunk[: cut + 1]).decode("utf-8", "surrogateescape")
+            rest = chunk[cut + 1 :]
+            lines = text.split("\n")
+            lines.pop()
+            for line in lines:
+                yield line + "\n"
+        if rest:
+            yield rest.decode("utf-8", "surrogateescape")
+    finally:
+        if f is not None:
+            if reading is not None:
+                reading.fd = -1
+            f.close()
+
+
+def follow_events(
+    path: Path, finished: Callable[[], bool], parser: TraceParser, reading: Reading | None = None
+) -> Iterator[Event]:
+    """`events` for a trace file still being written (see `follow_lines`)."""
+    yield from parser.parse(follow_lines(path, finished, reading), source=os.fspath(path))
+    yield from parser.finish()
+    check_is_strace(parser.stats, [TracePart(path, None, _size(path))])
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def check_is_strace(stats: ParseStats, parts: list[TracePart]) -> None:
