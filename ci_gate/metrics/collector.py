@@ -30,6 +30,7 @@ from ci_gate.metrics.tasks import Ring, Tasks
 from ci_gate.trace.args import (
     decoration,
     fd_number,
+    flag_value,
     has_flag,
     is_at_fdcwd,
     string_value,
@@ -455,12 +456,13 @@ class Collector:
             for token in m.group(1).split("/*", 1)[0].split("|"):
                 token = token.strip()
                 if token.startswith("0x") or token.isdigit():
-                    value = int(token, 0)
-                    flags |= {n for n, bit in _SETUP_BITS.items() if value & bit}
+                    value = flag_value(token)  # None for what int() refuses ("0644")
+                    if value is not None:
+                        flags |= {n for n, bit in _SETUP_BITS.items() if value & bit}
                 elif token.startswith("IORING_SETUP_"):
                     flags.add(token)
         entries_arg = c.arg(0)
-        entries = int(entries_arg) if entries_arg is not None and entries_arg.isdigit() else None
+        entries = int(entries_arg) if entries_arg is not None and entries_arg.isdecimal() else None
         ring = Ring(len(self.rings) + 1, c.pid, c.lineno, entries, frozenset(flags))
         self.rings.append(ring)
         self.tasks.set(c.pid, c.retval, ring)
@@ -543,7 +545,8 @@ class Collector:
         shares = "CLONE_FILES" in c.args
         if not shares and c.name in ("clone", "clone3"):
             m = re.search(r"flags=(0x[0-9a-f]+|\d+)", c.args)
-            shares = m is not None and bool(int(m.group(1), 0) & CLONE_FILES)
+            value = flag_value(m.group(1)) if m is not None else None
+            shares = value is not None and bool(value & CLONE_FILES)
         self.tasks.cloned(c.pid, c.retval, shares)
 
     # -- results ------------------------------------------------------------------------------
@@ -948,8 +951,11 @@ def _number_name(name: str) -> str | None:
     m = re.fullmatch(r"syscall_(0x[0-9a-f]+|\d+)", name)
     if m is None:
         return None
+    number = flag_value(m.group(1))  # None for what int() refuses ("syscall_0123")
+    if number is None:
+        return None
     table = syscall_table.AARCH64 if platform.machine() == "aarch64" else syscall_table.X86_64
-    return table.get(int(m.group(1), 0))
+    return table.get(number)
 
 
 # -- tracing only what the policy needs (scenario.tracing: policy) ------------------------
