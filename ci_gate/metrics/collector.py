@@ -17,9 +17,11 @@ from typing import Any
 from ci_gate.metrics import syscall_table
 from ci_gate.metrics.pathcalls import (
     CLASSES,
+    DIRFD_RELATIVE,
     FD_BASED,
     LEGACY_PATH_CALLS,
     OPEN_CALLS,
+    PATH_BASED,
     PATH_CALLS,
     classify_pair,
     worst,
@@ -37,7 +39,7 @@ from ci_gate.trace.args import (
     unescape_path,
 )
 from ci_gate.trace.events import Call, ParseStats, ProcessExit, SignalDelivery
-from ci_gate.trace.parser import Selection
+from ci_gate.trace.parser import Quiet, Selection
 
 # Decorated fd arguments naming a filesystem path: 3</tmp/x>. Paths in
 # decorations have '<' and '>' escaped, so the class below cannot overrun.
@@ -193,6 +195,7 @@ class Collector:
         self._src_label = "src" if scope is not None and "src" in scope.roots else None
         self._dst_label = self._pick_dst(scope)
         self._selection: Selection | None = None
+        self._quiet_specs: dict[str, tuple[int, tuple[tuple[int, int], ...], bool, bool]] = {}
         self._anywhere = self.unexpected.anywhere
         self._handlers = {name: self._path_call for name in PATH_CALLS}
         self._handlers.update(
@@ -229,8 +232,45 @@ class Collector:
                 names = None
             else:
                 needles = tuple(self._needles)
-        self._selection = Selection(names, needles)
+        self._selection = Selection(names, needles, self._quiet())
         return self._selection
+
+    def _quiet(self) -> Quiet | None:
+        """What an accelerated parser may do itself instead of handing over an event.
+
+        Without scenario roots a path call's only effects here are its class
+        count and, for an open that returned an fd, forgetting what that fd
+        number meant in the task's table (a ring); a close() only forgets an
+        fd. The parser's C filter does exactly that for the calls whose fd no
+        table holds (Quiet in trace/parser.py). Opens are left out until the
+        first one has told whether the trace has -y decorations.
+        """
+        if self.scope is not None or self.follow_paths:
+            return None
+        anywhere = self.unexpected.anywhere
+        self._quiet_specs = {
+            name: (
+                _ARGS_NEEDED[name],
+                tuple((-1 if d is None else d, p) for d, p in spec.pairs),
+                spec.fd_only,
+                name in OPEN_CALLS,
+            )
+            for name, spec in PATH_CALLS.items()
+            if name not in anywhere
+        }
+        classify = {
+            name: spec
+            for name, spec in self._quiet_specs.items()
+            if name not in OPEN_CALLS or self.decorated is not None
+        }
+        return Quiet(
+            classify,
+            self.classes,
+            _cls_counter(),
+            (PATH_BASED, FD_BASED, DIRFD_RELATIVE),
+            frozenset({"close"}) - anywhere,
+            self.tasks.tables,
+        )
 
     @staticmethod
     def _pick_dst(scope: Scope | None) -> str | None:
@@ -343,6 +383,11 @@ class Collector:
             self.decorated = c.ret is not None and "<" in c.ret
             if not self.decorated and self.scope is not None and self._selection is not None:
                 self._selection.names = None
+            quiet = self._selection.quiet if self._selection is not None else None
+            if quiet is not None:
+                quiet.classify.update(
+                    (n, v) for n, v in self._quiet_specs.items() if n in OPEN_CALLS
+                )
         if self.scope is None and not self.follow_paths:
             # Without roots, fds matter only as io_uring rings: this one is not.
             self.tasks.close(c.pid, c.retval)
