@@ -1107,6 +1107,9 @@ static int Lines_init(Lines *self, PyObject *args, PyObject *kwds) {
         return -1;
     Py_XSETREF(self->parser, Py_NewRef(parser));
     Py_XSETREF(self->chunks, it);
+    self->len = self->pos = self->scanned = 0;
+    self->eof = 0;
+    self->lineno = self->split = 0;
     if (self->names == NULL) {
         self->names = PyMem_Calloc(NAME_CACHE, sizeof(NameSlot));
         if (self->names == NULL) {
