@@ -7,10 +7,11 @@ ARG BASE_IMAGE=ubuntu:24.04
 FROM ${BASE_IMAGE}
 
 # strace traces; gcc, make and the C library and kernel headers (linux-libc-dev holds
-# <linux/io_uring.h>) run a policy's scenario.build; python3 runs the gate.
+# <linux/io_uring.h>) run a policy's scenario.build; python3 runs the gate, and its
+# headers (python3-dev) build the parser's C line filter (ci_gate/trace/_scan.c).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      strace gcc libc6-dev linux-libc-dev make python3 python3-venv \
+      strace gcc libc6-dev linux-libc-dev make python3 python3-venv python3-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # The gate's dependencies in a layer of their own, rebuilt only when pyproject.toml
@@ -21,8 +22,8 @@ RUN python3 -m venv /opt/syscall-gate \
  && /opt/syscall-gate/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
-# The gate itself (no dev extras).
-COPY README.md /src/README.md
+# The gate itself (no dev extras); setup.py builds the C line filter.
+COPY README.md setup.py /src/
 COPY policies /src/policies
 COPY ci_gate /src/ci_gate
 RUN /opt/syscall-gate/bin/pip install --no-cache-dir --disable-pip-version-check \

@@ -6,7 +6,7 @@ OUT    ?= out
 
 .PHONY: demo test lint docs bench deps deps-test clean
 
-$(BIN)/syscall-gate: pyproject.toml
+$(BIN)/syscall-gate: pyproject.toml setup.py ci_gate/trace/_scan.c
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -e '.[dev]'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the system tools syscall-gate needs, if they are missing.
-#   scripts/install-deps.sh          strace, a C compiler, make, python3 venv
+#   scripts/install-deps.sh          strace, a C compiler, make, python3 venv and headers
 #   scripts/install-deps.sh --test   also what the test suite traces and builds with
 # Uses apt-get (Debian/Ubuntu); sudo when not root. Installs nothing already present.
 set -euo pipefail
@@ -12,6 +12,9 @@ need gcc gcc
 need make make
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
 [ -e /usr/include/linux/io_uring.h ] || want+=(linux-libc-dev)
+# Python's headers build the parser's optional C line filter (ci_gate/trace/_scan.c).
+python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || want+=(python3-dev)
 if [ "${1:-}" = "--test" ]; then
   need rsync rsync
   need fio fio

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import COPIER, REPO
+from helpers import COPIER, REPO, speedups
+
+
+@pytest.fixture(params=["c", "python"])
+def parser_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test twice: with the parser's C line filter, and with its pure-Python path."""
+    with speedups(request.param == "c"):
+        yield request.param
 
 
 @pytest.fixture(scope="session")

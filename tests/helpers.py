@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 COPIER = REPO / "examples" / "uring-copy" / "uring-copy"
+
+
+@contextlib.contextmanager
+def speedups(on: bool) -> Iterator[None]:
+    """The parser with its C line filter (ci_gate/trace/_scan.c), or its pure-Python path."""
+    from ci_gate.trace import parser
+
+    saved = parser.SPEEDUPS
+    if on:
+        assert parser._speedups is not None, "ci_gate.trace._scan is not built (make the venv)"
+    parser.SPEEDUPS = parser._speedups if on else None
+    try:
+        yield
+    finally:
+        parser.SPEEDUPS = saved
+
 
 _ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$")
 

@@ -246,6 +246,14 @@ def assert_workspace_owned(ws: Path) -> None:
     assert not wrong, f"left with another owner than {OWNER}: {wrong}"
 
 
+def test_the_image_has_the_parsers_c_filter(image: str) -> None:
+    """The image builds ci_gate/trace/_scan.c (python3-dev): analysis runs at full speed."""
+    probe = "from ci_gate.trace import parser; print(parser.SPEEDUPS.__name__)"
+    proc = podman("run", "--rm", *ULIMITS, "--entrypoint", "/opt/syscall-gate/bin/python",
+                  image, "-c", probe)  # fmt: skip
+    assert proc.stdout.strip() == "ci_gate.trace._scan"
+
+
 def test_blocked_io_uring_is_error_naming_the_cause(
     image: str, tmp_path: Path, docker_default_profile: Path
 ) -> None:

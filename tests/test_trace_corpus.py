@@ -25,6 +25,9 @@ from ci_gate.trace.parser import Selection, TraceParser
 CORPUS = Path(__file__).parent / "corpus"
 SEQUENCES: dict[str, list[str]] = yaml.safe_load((CORPUS / "sequences.yml").read_text())
 
+# Each test runs with the parser's C line filter and without it (conftest.parser_path).
+pytestmark = pytest.mark.usefixtures("parser_path")
+
 
 def _cases() -> list[Path]:
     sidecars = sorted(CORPUS.glob("*.yml")) + sorted((CORPUS / "real").glob("*.yml"))

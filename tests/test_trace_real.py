@@ -10,6 +10,8 @@ no name for (syscall_0x1f4), which the comparison therefore skips.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -21,9 +23,12 @@ from ci_gate.metrics.collector import Collector
 from ci_gate.trace import source
 from ci_gate.trace.events import Call
 from ci_gate.trace.parser import Selection, TraceParser
-from helpers import strace_summary
+from helpers import speedups, strace_summary
 
 PROGRAMS = Path(__file__).parent / "corpus" / "programs"
+
+# Each test runs with the parser's C line filter and without it (conftest.parser_path).
+pytestmark = pytest.mark.usefixtures("parser_path")
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +96,17 @@ def assert_matches_strace(trace: Path) -> None:
     m = collector.result(parser.stats)
     assert m.values["trace.summary_mismatches"] == 0, m.details["summary_check"]
     assert m.values["syscalls.total"] == parser.stats.calls
+    # The parser's C line filter and its pure-Python path measure the same, key for key.
+    assert measured(trace, speedups_on=True) == measured(trace, speedups_on=False)
+
+
+def measured(trace: Path, *, speedups_on: bool) -> str:
+    with speedups(speedups_on):
+        collector = Collector()
+        parser = TraceParser(select=collector.selection())
+        collector.consume(source.events(source.resolve(str(trace)), parser))
+        m = collector.result(parser.stats)
+    return json.dumps(dataclasses.asdict(m), default=repr)
 
 
 def test_cp_a(tmp_path: Path, tree: Path) -> None:

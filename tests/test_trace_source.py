@@ -16,6 +16,9 @@ from helpers import gate
 
 CORPUS = Path(__file__).parent / "corpus"
 
+# Each test runs with the parser's C line filter and without it (conftest.parser_path).
+pytestmark = pytest.mark.usefixtures("parser_path")
+
 
 def analyze(tmp_path: Path, trace: Path | str) -> tuple[int, dict, str]:
     out = tmp_path / "out"

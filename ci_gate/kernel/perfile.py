@@ -31,7 +31,7 @@ from ci_gate.kernel.uring_tracepoints import NO_FD, KernelRing
 from ci_gate.metrics.collector import IORING_ENTER_REGISTERED_RING, Collector
 from ci_gate.metrics.pathcalls import OPEN_CALLS
 from ci_gate.metrics.scope import Scope
-from ci_gate.metrics.tasks import FdTable, Ring
+from ci_gate.metrics.tasks import Ring
 from ci_gate.trace import source
 from ci_gate.trace.args import fd_number, has_flag, split_args
 from ci_gate.trace.events import Call
@@ -87,7 +87,7 @@ class _FdFollower(Collector):
                         self.tasks.set(c.pid, fd, NOT_A_PATH)
         elif c.name in ("execve", "execveat") and ret == 0:
             # close-on-exec is not tracked: forget every fd rather than trust a stale one.
-            self.tasks._table[c.pid] = FdTable()
+            self.tasks.tables[c.pid] = {}
 
     def _uring_enter(self, c: Call) -> None:
         ret = c.retval

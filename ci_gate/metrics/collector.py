@@ -17,9 +17,11 @@ from typing import Any
 from ci_gate.metrics import syscall_table
 from ci_gate.metrics.pathcalls import (
     CLASSES,
+    DIRFD_RELATIVE,
     FD_BASED,
     LEGACY_PATH_CALLS,
     OPEN_CALLS,
+    PATH_BASED,
     PATH_CALLS,
     classify_pair,
     worst,
@@ -30,13 +32,14 @@ from ci_gate.metrics.tasks import Ring, Tasks
 from ci_gate.trace.args import (
     decoration,
     fd_number,
+    flag_value,
     has_flag,
     is_at_fdcwd,
     string_value,
     unescape_path,
 )
 from ci_gate.trace.events import Call, ParseStats, ProcessExit, SignalDelivery
-from ci_gate.trace.parser import Selection
+from ci_gate.trace.parser import Quiet, Selection
 
 # Decorated fd arguments naming a filesystem path: 3</tmp/x>. Paths in
 # decorations have '<' and '>' escaped, so the class below cannot overrun.
@@ -192,6 +195,7 @@ class Collector:
         self._src_label = "src" if scope is not None and "src" in scope.roots else None
         self._dst_label = self._pick_dst(scope)
         self._selection: Selection | None = None
+        self._quiet_specs: dict[str, tuple[int, tuple[tuple[int, int], ...], bool, bool]] = {}
         self._anywhere = self.unexpected.anywhere
         self._handlers = {name: self._path_call for name in PATH_CALLS}
         self._handlers.update(
@@ -228,8 +232,45 @@ class Collector:
                 names = None
             else:
                 needles = tuple(self._needles)
-        self._selection = Selection(names, needles)
+        self._selection = Selection(names, needles, self._quiet())
         return self._selection
+
+    def _quiet(self) -> Quiet | None:
+        """What an accelerated parser may do itself instead of handing over an event.
+
+        Without scenario roots a path call's only effects here are its class
+        count and, for an open that returned an fd, forgetting what that fd
+        number meant in the task's table (a ring); a close() only forgets an
+        fd. The parser's C filter does exactly that for the calls whose fd no
+        table holds (Quiet in trace/parser.py). Opens are left out until the
+        first one has told whether the trace has -y decorations.
+        """
+        if self.scope is not None or self.follow_paths:
+            return None
+        anywhere = self.unexpected.anywhere
+        self._quiet_specs = {
+            name: (
+                _ARGS_NEEDED[name],
+                tuple((-1 if d is None else d, p) for d, p in spec.pairs),
+                spec.fd_only,
+                name in OPEN_CALLS,
+            )
+            for name, spec in PATH_CALLS.items()
+            if name not in anywhere
+        }
+        classify = {
+            name: spec
+            for name, spec in self._quiet_specs.items()
+            if name not in OPEN_CALLS or self.decorated is not None
+        }
+        return Quiet(
+            classify,
+            self.classes,
+            _cls_counter(),
+            (PATH_BASED, FD_BASED, DIRFD_RELATIVE),
+            frozenset({"close"}) - anywhere,
+            self.tasks.tables,
+        )
 
     @staticmethod
     def _pick_dst(scope: Scope | None) -> str | None:
@@ -342,6 +383,11 @@ class Collector:
             self.decorated = c.ret is not None and "<" in c.ret
             if not self.decorated and self.scope is not None and self._selection is not None:
                 self._selection.names = None
+            quiet = self._selection.quiet if self._selection is not None else None
+            if quiet is not None:
+                quiet.classify.update(
+                    (n, v) for n, v in self._quiet_specs.items() if n in OPEN_CALLS
+                )
         if self.scope is None and not self.follow_paths:
             # Without roots, fds matter only as io_uring rings: this one is not.
             self.tasks.close(c.pid, c.retval)
@@ -455,12 +501,13 @@ class Collector:
             for token in m.group(1).split("/*", 1)[0].split("|"):
                 token = token.strip()
                 if token.startswith("0x") or token.isdigit():
-                    value = int(token, 0)
-                    flags |= {n for n, bit in _SETUP_BITS.items() if value & bit}
+                    value = flag_value(token)  # None for what int() refuses ("0644")
+                    if value is not None:
+                        flags |= {n for n, bit in _SETUP_BITS.items() if value & bit}
                 elif token.startswith("IORING_SETUP_"):
                     flags.add(token)
         entries_arg = c.arg(0)
-        entries = int(entries_arg) if entries_arg is not None and entries_arg.isdigit() else None
+        entries = int(entries_arg) if entries_arg is not None and entries_arg.isdecimal() else None
         ring = Ring(len(self.rings) + 1, c.pid, c.lineno, entries, frozenset(flags))
         self.rings.append(ring)
         self.tasks.set(c.pid, c.retval, ring)
@@ -543,7 +590,8 @@ class Collector:
         shares = "CLONE_FILES" in c.args
         if not shares and c.name in ("clone", "clone3"):
             m = re.search(r"flags=(0x[0-9a-f]+|\d+)", c.args)
-            shares = m is not None and bool(int(m.group(1), 0) & CLONE_FILES)
+            value = flag_value(m.group(1)) if m is not None else None
+            shares = value is not None and bool(value & CLONE_FILES)
         self.tasks.cloned(c.pid, c.retval, shares)
 
     # -- results ------------------------------------------------------------------------------
@@ -948,8 +996,11 @@ def _number_name(name: str) -> str | None:
     m = re.fullmatch(r"syscall_(0x[0-9a-f]+|\d+)", name)
     if m is None:
         return None
+    number = flag_value(m.group(1))  # None for what int() refuses ("syscall_0123")
+    if number is None:
+        return None
     table = syscall_table.AARCH64 if platform.machine() == "aarch64" else syscall_table.X86_64
-    return table.get(int(m.group(1), 0))
+    return table.get(number)
 
 
 # -- tracing only what the policy needs (scenario.tracing: policy) ------------------------

@@ -7,7 +7,7 @@ trace recorded without -y. With -y, paths come from the decorations instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -27,44 +27,43 @@ class Ring:
 
 
 FdTarget = Ring | str  # a ring, or the path an fd was opened on
-
-
-@dataclass
-class FdTable:
-    fds: dict[int, FdTarget] = field(default_factory=dict)
+# One task's fds; tasks that share their fd table (CLONE_FILES) share the dict.
+FdTable = dict[int, FdTarget]
 
 
 class Tasks:
     def __init__(self) -> None:
-        self._table: dict[int, FdTable] = {}
+        # pid -> its fd table. The parser's C line filter reads it (Quiet.fd_tables)
+        # to know which close() and open calls change nothing here.
+        self.tables: dict[int, FdTable] = {}
         # A task's registered ring fds (IORING_REGISTER_RING_FDS) are per task.
         self.registered: dict[int, Ring] = {}
 
     def table(self, pid: int) -> FdTable:
-        t = self._table.get(pid)
+        t = self.tables.get(pid)
         if t is None:
-            t = self._table[pid] = FdTable()
+            t = self.tables[pid] = {}
         return t
 
     def get(self, pid: int, fd: int) -> FdTarget | None:
-        t = self._table.get(pid)
-        return None if t is None else t.fds.get(fd)
+        t = self.tables.get(pid)
+        return None if t is None else t.get(fd)
 
     def set(self, pid: int, fd: int, target: FdTarget) -> None:
-        self.table(pid).fds[fd] = target
+        self.table(pid)[fd] = target
 
     def close(self, pid: int, fd: int) -> None:
-        t = self._table.get(pid)
+        t = self.tables.get(pid)
         if t is not None:
-            t.fds.pop(fd, None)
+            t.pop(fd, None)
 
     def dup(self, pid: int, old: int, new: int) -> None:
         t = self.table(pid)
-        target = t.fds.get(old)
+        target = t.get(old)
         if target is None:
-            t.fds.pop(new, None)
+            t.pop(new, None)
         else:
-            t.fds[new] = target
+            t[new] = target
 
     def cloned(self, parent: int, child: int, shares_files: bool) -> None:
         """The parent's clone/fork returned `child`.
@@ -73,13 +72,13 @@ class Tasks:
         parent's clone resumes), so fds it opened meanwhile are kept.
         """
         ptable = self.table(parent)
-        early = self._table.get(child)
+        early = self.tables.get(child)
         if shares_files:
             if early is not None and early is not ptable:
-                ptable.fds.update(early.fds)
-            self._table[child] = ptable
+                ptable.update(early)
+            self.tables[child] = ptable
         else:
-            fresh = FdTable(dict(ptable.fds))
+            fresh = dict(ptable)
             if early is not None:
-                fresh.fds.update(early.fds)
-            self._table[child] = fresh
+                fresh.update(early)
+            self.tables[child] = fresh

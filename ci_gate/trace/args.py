@@ -220,6 +220,8 @@ def has_flag(arg: str, name: str, value: int) -> bool:
 def flag_value(arg: str) -> int | None:
     """Numeric value of a flags argument printed raw (-X raw), e.g. '0x1000'."""
     head = arg.split("/*", 1)[0].strip()
+    if not head or not (head[0].isdigit() or head[0] in "+-"):
+        return None  # symbolic (int() would refuse it, at the cost of an exception)
     try:
         return int(head, 0)
     except ValueError:

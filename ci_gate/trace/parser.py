@@ -46,8 +46,10 @@ number of distinct syscall names, never by the trace's length.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import ModuleType
 
 from ci_gate.trace.args import scan
 from ci_gate.trace.events import (
@@ -60,6 +62,18 @@ from ci_gate.trace.events import (
 )
 
 Event = Call | ProcessExit | SignalDelivery
+
+# The optional C line filter (_scan.c): it takes the lines the fast path below
+# would only count and hands the rest over unchanged. Built when a compiler and
+# Python's headers are there; SYSCALL_GATE_NO_SPEEDUPS=1 turns it off.
+_speedups: ModuleType | None
+try:
+    from ci_gate.trace import _scan
+except ImportError:  # an install without a compiler or Python's headers
+    _speedups = None
+else:
+    _speedups = _scan
+SPEEDUPS: ModuleType | None = None if os.environ.get("SYSCALL_GATE_NO_SPEEDUPS") else _speedups
 
 MAX_DAMAGED_SAMPLES = 10
 # Program output spliced into one call line (strace and the program sharing
@@ -251,20 +265,66 @@ def parse_return(ret: str) -> tuple[int | None, str | None, bool] | None:
     return _number(value), None, True
 
 
+class Quiet:
+    """Selected calls whose only effect on the consumer an accelerated parser may apply itself.
+
+    The pure-Python parser ignores this and yields these calls as events; the
+    C line filter (`_scan`) counts a call of `classify` by its resolution
+    class into `counts` (name -> {class: n}, a new entry a copy of
+    `template`), and lets a call of `fd_calls` (close) go, when that is all
+    the consumer would have done with the event. The consumer keeps these
+    objects up to date; both paths must end in the same numbers
+    (tests/test_trace_speedups.py).
+
+    classify: name -> (how many leading arguments to read (1-4), its (dirfd
+        index or -1, path index) pairs, fd_only, whether a returned fd >= 0
+        must be absent from the task's fd table).
+    keys: the class names for path_based, fd_based and dirfd_relative, in
+        that order.
+    fd_calls: calls taking one fd, which matter only when the task's table
+        in `fd_tables` (pid -> {fd: target}) holds that fd.
+    """
+
+    __slots__ = ("classify", "counts", "fd_calls", "fd_tables", "keys", "template")
+
+    def __init__(
+        self,
+        classify: dict[str, tuple[int, tuple[tuple[int, int], ...], bool, bool]],
+        counts: dict[str, dict[str, int]],
+        template: dict[str, int],
+        keys: tuple[str, str, str],
+        fd_calls: frozenset[str],
+        fd_tables: Mapping[int, Mapping[int, object]],
+    ) -> None:
+        self.classify = classify
+        self.counts = counts
+        self.template = template
+        self.keys = keys
+        self.fd_calls = fd_calls
+        self.fd_tables = fd_tables
+
+
 class Selection:
     """Which calls the parser turns into events; the rest are only counted.
 
     `names` None means every call. A call is also an event when its line
     contains one of `needles` (a scenario root, say). A consumer may change
     the selection while it handles an event; the parser reads it again after
-    each event it yields.
+    each event it yields. `quiet` lets an accelerated parser absorb some
+    selected calls (see Quiet).
     """
 
-    __slots__ = ("names", "needles")
+    __slots__ = ("names", "needles", "quiet")
 
-    def __init__(self, names: Iterable[str] | None = None, needles: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        names: Iterable[str] | None = None,
+        needles: Iterable[str] = (),
+        quiet: Quiet | None = None,
+    ) -> None:
         self.names: frozenset[str] | None = frozenset(names) if names is not None else None
         self.needles: tuple[str, ...] = tuple(needles)
+        self.quiet = quiet
 
 
 # The first half of a split call, waiting for its resumed half: name,
@@ -330,8 +390,12 @@ class TraceParser:
         unfinished_nl = _UNFINISHED + "\n"
         split = 0
         lineno = 0
+        # The C filter: it counts the lines it takes itself (line numbers, joins).
+        accel: _scan.Lines | None = None
+        if SPEEDUPS is not None and type(lines) is SPEEDUPS.Lines:
+            accel = lines  # type: ignore[assignment]
         for raw in lines:
-            lineno += 1
+            lineno = lineno + 1 if accel is None else accel.lineno
             # The fast path reads the shapes strace prints most (`strace -f -o
             # FILE`, with -y, -T, a timestamp) in one regex match. What it does
             # not take (stderr's "[pid N]", a return that is neither a number
@@ -433,8 +497,30 @@ class TraceParser:
                     needles = sel.needles
             if self._timestamps and fast is not _FAST_TS.match:
                 fast = _FAST_TS.match
+        if accel is not None:
+            lineno = accel.lineno
+            split += accel.split
         stats.split_calls += split
         stats.lines += lineno
+
+    def accelerated(self) -> bool:
+        """Whether parse_chunks uses the C line filter (it helps only when calls are left out)."""
+        return SPEEDUPS is not None and self.select.names is not None
+
+    def parse_chunks(
+        self, chunks: Iterable[bytes], *, default_pid: int = 0, source: str | None = None
+    ) -> Iterator[Event]:
+        """`parse` for a trace given as bytes, cut anywhere (a binary file's reads).
+
+        Lines end at "\n" only and are decoded as UTF-8 with surrogateescape,
+        as a file opened with those settings and newline="\n" reads them.
+        """
+        if self.accelerated():
+            assert SPEEDUPS is not None
+            lines: Iterable[str] = SPEEDUPS.Lines(self, chunks)
+        else:
+            lines = decoded_lines(chunks)
+        return self.parse(lines, default_pid=default_pid, source=source)
 
     def _fast_call(
         self,
@@ -888,6 +974,24 @@ class TraceParser:
             self.stats.summary = rows
         else:
             self.stats.summary.extend(rows)
+
+
+def decoded_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines in a stream of byte chunks, as a text file with newline="\n" reads them."""
+    rest = b""
+    for chunk in chunks:
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            rest += chunk
+            continue
+        text = (rest + chunk[: cut + 1]).decode("utf-8", "surrogateescape")
+        rest = chunk[cut + 1 :]
+        lines = text.split("\n")
+        lines.pop()
+        for line in lines:
+            yield line + "\n"
+    if rest:
+        yield rest.decode("utf-8", "surrogateescape")
 
 
 def parse_summary_table(lines: list[str]) -> list[SummaryRow]:

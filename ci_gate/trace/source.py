@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import re
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 from ci_gate.errors import MeasureError
 from ci_gate.progress import Reading
 from ci_gate.trace.events import ParseStats
-from ci_gate.trace.parser import Event, TraceParser
+from ci_gate.trace.parser import Event, TraceParser, decoded_lines
 
 _PID_SUFFIX = re.compile(r"^(?P<prefix>.*)\.(?P<pid>\d+)$")
 
@@ -96,10 +98,21 @@ def _parse(
             )
             yield from parser.parse(stream, source="<stdin>")
             continue
-        with open(part.path, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+        name = os.fspath(part.path)
+        pid = part.pid or 0
+        # Binary reads for the C line filter; a text file otherwise (same lines).
+        with (
+            open(part.path, "rb")
+            if parser.accelerated()
+            else open(part.path, encoding="utf-8", errors="surrogateescape", newline="\n")
+        ) as f:
             if reading is not None:
                 reading.fd = f.fileno()
-            yield from parser.parse(f, default_pid=part.pid or 0, source=os.fspath(part.path))
+            if isinstance(f, io.BufferedReader):
+                chunks = iter(functools.partial(f.read, READ_CHUNK), b"")
+                yield from parser.parse_chunks(chunks, default_pid=pid, source=name)
+            else:
+                yield from parser.parse(f, default_pid=pid, source=name)
             if reading is not None:
                 reading.fd = -1
                 reading.base += part.size
@@ -109,17 +122,17 @@ def _parse(
 # How long to wait for more of a trace that is still being written.
 FOLLOW_POLL = 0.01
 FOLLOW_CHUNK = 1 << 20
+READ_CHUNK = 1 << 20
 
 
-def follow_lines(
+def follow_chunks(
     path: Path, finished: Callable[[], bool], reading: Reading | None = None
-) -> Iterator[str]:
-    """The lines of a file another process is still writing, as they arrive.
+) -> Iterator[bytes]:
+    """The bytes of a file another process is still writing, as they arrive.
 
     Ends once `finished()` is true and the file has been read to its end
     (checked in that order, so nothing written before the writer exited is
-    missed). Lines are split on "\n" only and decoded as `events` reads a file,
-    so the parser sees exactly what it would see reading the finished file.
+    missed).
     """
     f = None
     try:
@@ -133,7 +146,6 @@ def follow_lines(
                 time.sleep(FOLLOW_POLL)
         if reading is not None:
             reading.fd = f.fileno()
-        rest = b""
         while True:
             done = finished()
             chunk = f.read(FOLLOW_CHUNK)
@@ -142,18 +154,7 @@ def follow_lines(
                     time.sleep(FOLLOW_POLL)
                     continue
                 break
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                rest += chunk
-                continue
-            text = (rest + chunk[: cut + 1]).decode("utf-8", "surrogateescape")
-            rest = chunk[cut + 1 :]
-            lines = text.split("\n")
-            lines.pop()
-            for line in lines:
-                yield line + "\n"
-        if rest:
-            yield rest.decode("utf-8", "surrogateescape")
+            yield chunk
     finally:
         if f is not None:
             if reading is not None:
@@ -161,11 +162,23 @@ def follow_lines(
             f.close()
 
 
+def follow_lines(
+    path: Path, finished: Callable[[], bool], reading: Reading | None = None
+) -> Iterator[str]:
+    """The lines of a file another process is still writing, as they arrive.
+
+    Lines are split on "\n" only and decoded as `events` reads a file, so the
+    parser sees exactly what it would see reading the finished file.
+    """
+    return decoded_lines(follow_chunks(path, finished, reading))
+
+
 def follow_events(
     path: Path, finished: Callable[[], bool], parser: TraceParser, reading: Reading | None = None
 ) -> Iterator[Event]:
-    """`events` for a trace file still being written (see `follow_lines`)."""
-    yield from parser.parse(follow_lines(path, finished, reading), source=os.fspath(path))
+    """`events` for a trace file still being written (see `follow_chunks`)."""
+    chunks = follow_chunks(path, finished, reading)
+    yield from parser.parse_chunks(chunks, source=os.fspath(path))
     yield from parser.finish()
     check_is_strace(parser.stats, [TracePart(path, None, _size(path))])
 
