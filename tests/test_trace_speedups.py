@@ -441,6 +441,24 @@ def test_odd_inputs_read_the_same_both_ways(data: bytes) -> None:
         assert with_c == without
 
 
+def test_empty_chunks_anywhere() -> None:
+    """A source may yield b"" (an empty first read included): nothing is lost or doubled."""
+    data = b'1 close(3) = 0\n1 openat(AT_FDCWD, "/a", O_RDONLY) = 3\n1 read(3, "x", 1) = 1'
+    pieces = [b"", data[:5], b"", b"", data[5:40], b"", data[40:], b""]
+    for select in SELECTIONS:
+        got = []
+        for on in (True, False):
+            parser = TraceParser(select=select())
+            with speedups(on):
+                events = list(parser.parse_chunks(iter(pieces)))
+                events += list(parser.finish())
+            got.append(([event_repr(e) for e in events], stats_repr(parser.stats)))
+        assert got[0] == got[1]
+        stats = json.loads(got[0][1])
+        assert stats["lines"] == 3 and stats["damaged"] == 0
+        assert {k: v[0] for k, v in stats["tally"].items()} == {"close": 1, "openat": 1, "read": 1}
+
+
 def test_lines_hands_over_every_line_when_all_are_wanted() -> None:
     """Selection(None): the filter takes nothing and the lines are decoded as a file's."""
     assert C_FILTER is not None

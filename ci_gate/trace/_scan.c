@@ -34,6 +34,7 @@
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
 #include <Python.h>
+#include <limits.h>
 #include <string.h>
 
 #define NAME_CACHE 256
@@ -611,6 +612,10 @@ static int bump(PyObject *list, Py_ssize_t i) {
     long long v = PyLong_AsLongLong(old);
     if (v == -1 && PyErr_Occurred())
         return -1;
+    if (v == LLONG_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a count reached LLONG_MAX");
+        return -1;
+    }
     PyObject *new = PyLong_FromLongLong(v + 1);
     if (new == NULL)
         return -1;
@@ -755,6 +760,10 @@ static int take_quiet(State *st, PyObject *name, const unsigned char *args, Py_s
         if (r < 0)
             return -1;
     }
+    if (!PyDict_Check(counter)) {
+        PyErr_SetString(PyExc_TypeError, "quiet.counts values must be dicts");
+        return -1;
+    }
     PyObject *key = PyTuple_GET_ITEM(st->keys, cls);
     PyObject *old = PyDict_GetItemWithError(counter, key);
     if (old == NULL && PyErr_Occurred())
@@ -762,6 +771,10 @@ static int take_quiet(State *st, PyObject *name, const unsigned char *args, Py_s
     long long v = old == NULL ? 0 : PyLong_AsLongLong(old);
     if (v == -1 && PyErr_Occurred())
         return -1;
+    if (v == LLONG_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a count reached LLONG_MAX");
+        return -1;
+    }
     PyObject *new = PyLong_FromLongLong(v + 1);
     if (new == NULL)
         return -1;
@@ -906,6 +919,10 @@ static int take_line(Lines *self, State *st, const unsigned char *s, Py_ssize_t 
             return r < 0 ? -1 : 0;
         }
         name = name_str(self, s + name_s, name_e - name_s);
+        if (name == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
         PyObject *args = PyUnicode_DecodeUTF8((const char *)s + after,
                                               n - UNFINISHED_NL_LEN - after, "surrogateescape");
         PyObject *ts = ts_s < 0 ? Py_NewRef(Py_None)
@@ -1029,6 +1046,11 @@ static int refill(Lines *self) {
         Py_DECREF(chunk);
         return -1;
     }
+    if (view.len == 0) { /* nothing to copy (and data may still be NULL) */
+        PyBuffer_Release(&view);
+        Py_DECREF(chunk);
+        return 0;
+    }
     if (self->len + view.len > self->cap) {
         Py_ssize_t cap = self->cap ? self->cap : 1 << 16;
         while (cap < self->len + view.len)
@@ -1102,6 +1124,14 @@ static int Lines_init(Lines *self, PyObject *args, PyObject *kwds) {
     PyObject *parser, *chunks;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Lines", kwlist, &parser, &chunks))
         return -1;
+    /* The name cache first: a Lines without it must never hold a parser to read for. */
+    if (self->names == NULL) {
+        self->names = PyMem_Calloc(NAME_CACHE, sizeof(NameSlot));
+        if (self->names == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     PyObject *it = PyObject_GetIter(chunks);
     if (it == NULL)
         return -1;
@@ -1110,13 +1140,6 @@ static int Lines_init(Lines *self, PyObject *args, PyObject *kwds) {
     self->len = self->pos = self->scanned = 0;
     self->eof = 0;
     self->lineno = self->split = 0;
-    if (self->names == NULL) {
-        self->names = PyMem_Calloc(NAME_CACHE, sizeof(NameSlot));
-        if (self->names == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
     return 0;
 }
 
