@@ -8,6 +8,7 @@ metrics depend on them (path-taking calls, io_uring, clone, fd bookkeeping).
 from __future__ import annotations
 
 import platform
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -99,6 +100,8 @@ IORING_ENTER_GETEVENTS = 1 << 0
 IORING_ENTER_REGISTERED_RING = 1 << 4
 IORING_REGISTER_RING_FDS = 20
 CLONE_FILES = 0x400
+CLONE_FS = 0x200
+_CLONE_FS_NAME = re.compile(r"\bCLONE_FS\b")
 O_DIRECTORY = 0o200000  # x86_64; aarch64 uses 0o40000 (only matters for -X raw traces)
 
 BLOCKED_ERRNOS = ("EPERM", "ENOSYS", "EACCES")
@@ -212,6 +215,9 @@ class Collector:
             fork=self._clone,
             vfork=self._clone,
         )
+        if scope is not None or self.follow_paths:
+            # Relative paths of calls without a dirfd resolve against the task's cwd.
+            self._handlers.update(chdir=self._chdir, fchdir=self._fchdir)
 
     def selection(self) -> Selection:
         """The calls this collector must see one by one; the parser only counts the others.
@@ -357,9 +363,12 @@ class Collector:
         if dirfd is None or is_at_fdcwd(dirfd):
             base = None
             if dirfd is not None:
+                # strace -y prints AT_FDCWD</its/cwd>: the task's cwd at that call.
                 dec = decoration(dirfd)
                 base = unescape_path(dec[1]) if dec is not None else None
-            base = base or self.cwd
+                if base is not None and base.startswith("/"):
+                    self.tasks.set_cwd(pid, base)
+            base = base or self.tasks.cwd(pid) or self.cwd
             return f"{base}/{value}" if base else None
         base = self._fd_path(pid, dirfd)
         return f"{base}/{value}" if base else None
@@ -588,11 +597,34 @@ class Collector:
         if c.retval is None or c.retval <= 0:
             return
         shares = "CLONE_FILES" in c.args
-        if not shares and c.name in ("clone", "clone3"):
+        shares_fs = _CLONE_FS_NAME.search(c.args) is not None
+        if not (shares and shares_fs) and c.name in ("clone", "clone3"):
             m = re.search(r"flags=(0x[0-9a-f]+|\d+)", c.args)
             value = flag_value(m.group(1)) if m is not None else None
-            shares = value is not None and bool(value & CLONE_FILES)
-        self.tasks.cloned(c.pid, c.retval, shares)
+            if value is not None:
+                shares = shares or bool(value & CLONE_FILES)
+                shares_fs = shares_fs or bool(value & CLONE_FS)
+        self.tasks.cloned(c.pid, c.retval, shares, shares_fs)
+
+    def _chdir(self, c: Call) -> None:
+        if c.retval != 0:
+            return
+        value = string_value(c.arg(0) or "")
+        if value is None:
+            return
+        if not value.startswith("/"):
+            base = self.tasks.cwd(c.pid) or self.cwd
+            if not base:
+                return
+            value = f"{base}/{value}"
+        self.tasks.set_cwd(c.pid, posixpath.normpath(value))
+
+    def _fchdir(self, c: Call) -> None:
+        if c.retval != 0:
+            return
+        path = self._fd_path(c.pid, c.arg(0) or "")
+        if path is not None:
+            self.tasks.set_cwd(c.pid, path)
 
     # -- results ------------------------------------------------------------------------------
 

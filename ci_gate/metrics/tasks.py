@@ -38,6 +38,20 @@ class Tasks:
         self.tables: dict[int, FdTable] = {}
         # A task's registered ring fds (IORING_REGISTER_RING_FDS) are per task.
         self.registered: dict[int, Ring] = {}
+        # pid -> its working directory, in a cell tasks that share it (CLONE_FS) share;
+        # [None] (or no entry): not known from the trace, the run's own cwd applies.
+        self.cwds: dict[int, list[str | None]] = {}
+
+    def cwd(self, pid: int) -> str | None:
+        cell = self.cwds.get(pid)
+        return None if cell is None else cell[0]
+
+    def set_cwd(self, pid: int, path: str) -> None:
+        cell = self.cwds.get(pid)
+        if cell is None:
+            self.cwds[pid] = [path]
+        else:
+            cell[0] = path
 
     def table(self, pid: int) -> FdTable:
         t = self.tables.get(pid)
@@ -65,7 +79,7 @@ class Tasks:
         else:
             t[new] = target
 
-    def cloned(self, parent: int, child: int, shares_files: bool) -> None:
+    def cloned(self, parent: int, child: int, shares_files: bool, shares_fs: bool = False) -> None:
         """The parent's clone/fork returned `child`.
 
         The child may already have run (strace prints its calls before the
@@ -82,3 +96,13 @@ class Tasks:
             if early is not None:
                 fresh.update(early)
             self.tables[child] = fresh
+        pcell = self.cwds.get(parent)
+        early_cwd = self.cwds.get(child)
+        if shares_fs:
+            if pcell is None:
+                pcell = self.cwds[parent] = [None]
+            if early_cwd is not None and early_cwd is not pcell and early_cwd[0] is not None:
+                pcell[0] = early_cwd[0]  # the child's chdir, printed before the clone returned
+            self.cwds[child] = pcell
+        elif early_cwd is None and pcell is not None:
+            self.cwds[child] = [pcell[0]]

@@ -43,6 +43,13 @@ def render() -> str:
         "*scenario* metrics need the scenario's roots; `per: file` rules divide by "
         "`scenario.files`, and only metrics marked *per-file* accept it.",
         "",
+        "**Which file a call touched.** A call is on a scenario path when a path it names, or "
+        "an fd it uses, lies under a root: absolute paths as written; `-y` decorations "
+        "(`3</path>`, `AT_FDCWD</cwd>`); fds followed through open, dup, fcntl and close; "
+        "relative paths against the dirfd's path, or, without one, against the calling task's "
+        "cwd, followed through chdir and fchdir (shared between threads, copied at fork), and "
+        "the gate's working directory until the trace shows otherwise.",
+        "",
         "**Noisy** metrics depend on thread scheduling; expect run-to-run spread.",
         "",
     ]
