@@ -11,6 +11,7 @@ from typing import Any
 import ci_gate
 from ci_gate.errors import EXIT_ERROR, EXIT_PASS, EXIT_USAGE, GateError, PolicyError
 from ci_gate.report.escape import StopCommands, log_safe, printable
+from ci_gate.units import parse_bytes
 
 
 def _log(msg: str) -> None:
@@ -93,16 +94,24 @@ def _after(args: argparse.Namespace, outcome: Any) -> int:
     return code
 
 
+def _byte_size(text: str) -> int:
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ci_gate import pipeline
 
     outcome = pipeline.run(
         Path(args.policy),
-        Path(args.out),
+        # Absolute: strace and the build run in --workdir, not here.
+        Path(args.out).resolve(),
         workdir=Path(args.workdir).resolve(),
         keep_fixture=args.keep_fixture,
         skip_build=args.no_build,
-        scratch=Path(args.scratch) if args.scratch else None,
+        scratch=Path(args.scratch).resolve() if args.scratch else None,
         log=_log,
         opcodes=args.opcodes,
         baseline_file=Path(args.baseline_file) if args.baseline_file else None,
@@ -280,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--max-trace-bytes",
-        type=int,
+        type=_byte_size,
         default=16 * 1024**3,
         help="kill the target when its trace grows past this (default: 16 GiB)",
     )
@@ -315,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--max-trace-bytes",
-        type=int,
+        type=_byte_size,
         default=16 * 1024**3,
         help="refuse traces larger than this (default: 16 GiB)",
     )

@@ -451,6 +451,12 @@ def _measure_scenario(
                     say(f"analysing the trace{label}")
                     one = _measure_shown(parts, scope, policy.unexpected, str(workdir), say)
                     extra = 0.0
+                if tr.timed_out or tr.oversize:
+                    # The gate killed the tracer mid-line itself, and says so above.
+                    cut = [p for p in one.problems if p.code == "trace-truncated"]
+                    if cut:
+                        one.problems = [p for p in one.problems if p.code != "trace-truncated"]
+                        one.notes.append("The trace's last line was cut when the run was stopped.")
                 merge_opcodes(one, opcode_trace, parts=parts, scope=scope)
                 if traced is not None:
                     restrict(one, traced, (r.metric for r in policy.rules))

@@ -123,6 +123,16 @@ def test_hang_past_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
     assert res["metrics"]["syscall.execve.calls"] >= 2
 
 
+def test_timeout_is_not_also_a_truncated_trace(tmp_path: Path) -> None:
+    """The gate kills strace while the shell waits: the trace's last line is cut there.
+    The timeout explains it; no second ERROR about a truncated trace."""
+    cmd = "sh -c 'sleep 30' {src}"
+    proc, res = run(tmp_path, write_policy(tmp_path, cmd, timeout="2s"))
+    assert proc.returncode == 3
+    assert [c for c in codes(res) if c.startswith(("target", "trace"))] == ["target-timeout"]
+    assert "The trace's last line was cut when the run was stopped." in res["notes"]
+
+
 def test_daemon_left_behind_is_killed_and_reported(tmp_path: Path) -> None:
     cmd = "sh -c '(setsid sleep 917 &); true' {src}"
     proc, res = run(tmp_path, write_policy(tmp_path, cmd))
@@ -158,6 +168,8 @@ def test_token_never_reaches_the_target_or_the_outputs(tmp_path: Path) -> None:
         ("", "trace-empty"),
         ("hello world\nthis is not strace\n", "not-strace"),
         ('123 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3\n123 read(3, "roo', "trace-truncated"),
+        # Cut inside the call's name: no "(" left, yet no strace line ends without "\n".
+        ('123 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3\n7162  utime', "trace-truncated"),
     ],
 )
 def test_bad_traces(tmp_path: Path, content: str, code: str) -> None:
@@ -173,6 +185,17 @@ def test_bad_traces(tmp_path: Path, content: str, code: str) -> None:
         # Nothing was measured: no table of zeros that would read as a measurement.
         report = (tmp_path / "out" / "report.md").read_text()
         assert "### io_uring usage" not in report and "### Summary" in report
+
+
+def test_a_whole_last_call_without_its_newline_is_not_truncation(tmp_path: Path) -> None:
+    """A pasted log often loses its final newline; a last line that reads as a whole call
+    is counted, and only damage in the middle of the trace would make it WARN."""
+    trace = tmp_path / "trace.txt"
+    trace.write_text("1 close(3) = 0\ngarbage\n1 close(4) = 0")
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert codes(res) == ["damaged-lines"] and res["metrics"]["syscall.close.calls"] == 2
 
 
 def test_damaged_lines_are_reported_with_samples(tmp_path: Path) -> None:
@@ -201,6 +224,35 @@ def test_trace_over_the_size_cap(tmp_path: Path) -> None:
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert codes(res) == ["trace-too-large"]
     assert "--max-trace-bytes" in res["problems"][0]["message"]
+
+
+@pytest.mark.parametrize(("size", "over"), [("1KiB", True), ("1 KB", True), ("1MiB", False)])
+def test_size_cap_takes_units(tmp_path: Path, size: str, over: bool) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text('1 openat(AT_FDCWD, "/x", O_RDONLY) = 3\n' * 100)  # 3,900 bytes
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"), "--max-trace-bytes", size)
+    assert proc.returncode == (3 if over else 0), proc.stderr
+
+
+def test_size_cap_refuses_what_is_not_a_size(tmp_path: Path) -> None:
+    proc = gate("analyze", "t", "--out", str(tmp_path / "o"), "--max-trace-bytes", "12XB")
+    assert proc.returncode == 2
+    assert "'12XB' is not a size" in proc.stderr and "GiB" in proc.stderr
+
+
+def test_relative_out_with_another_workdir(tmp_path: Path) -> None:
+    """--out is relative to where the gate was started, not to --workdir (where strace runs)."""
+    pol = write_policy(tmp_path, "/bin/true")
+    here = tmp_path / "here"
+    here.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci_gate", "run", "--policy", str(pol), "--out", "rel-out",
+         "--workdir", str(tmp_path), "--no-build", "--publish", "never"],
+        cwd=here, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads((here / "rel-out" / "results.json").read_text())
+    assert res["status"] == "PASS" and (here / "rel-out" / "trace.txt").is_file()
 
 
 @contextmanager

@@ -46,21 +46,13 @@ from ci_gate.policy.yaml_source import (
     dotted,
     load,
 )
+from ci_gate.units import BYTE_UNITS
 
 SUPPORTED_VERSION = 1
 BUILTIN = "builtin:"
 MAX_FILES = 32  # files in one policy's extends graph
 _PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # `{}` (find -exec) is no typo
-_UNITS = {
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "KiB": 1024,
-    "MiB": 1024**2,
-    "GiB": 1024**3,
-}
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
@@ -88,7 +80,7 @@ def parse_size(value: int | str) -> float:
         return float(value)
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)", value.strip())
     assert m is not None, value
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return float(m.group(1)) * BYTE_UNITS[m.group(2)]
 
 
 def parse_duration(value: float | str) -> float:

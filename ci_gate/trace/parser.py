@@ -349,6 +349,10 @@ class TraceParser:
         # spliced in, or a strace message, and the rest follows later.
         # (pid, name, argument text, line number, timestamp, the line as read)
         self._incomplete: tuple[int, str, str, int, str | None, str] | None = None
+        self._last_damaged = 0
+        # The input's last line had no "\n" and did not read as a whole call: strace
+        # ends every line, so the trace was cut there.
+        self._cut_short = False
         self._spliced = 0
         self._glued = False
         self._in_summary: list[str] | None = None
@@ -376,6 +380,7 @@ class TraceParser:
             self.source = source
         self._default_pid = default_pid
         self._prefixed_seen = self._unprefixed_seen = self._mixed = False
+        self._last_damaged = 0
         stats = self.stats
         stats.files += 1
         tally = stats.tally
@@ -394,6 +399,7 @@ class TraceParser:
         accel: _scan.Lines | None = None
         if SPEEDUPS is not None and type(lines) is SPEEDUPS.Lines:
             accel = lines  # type: ignore[assignment]
+        raw = "\n"
         for raw in lines:
             lineno = lineno + 1 if accel is None else accel.lineno
             # The fast path reads the shapes strace prints most (`strace -f -o
@@ -497,6 +503,9 @@ class TraceParser:
                     needles = sel.needles
             if self._timestamps and fast is not _FAST_TS.match:
                 fast = _FAST_TS.match
+        # Only the input's last line can lack its "\n" (the C filter hands that one over).
+        if not raw.endswith("\n") and self._last_damaged == lineno and lineno:
+            self._cut_short = True
         if accel is not None:
             lineno = accel.lineno
             split += accel.split
@@ -556,8 +565,9 @@ class TraceParser:
 
     def finish(self) -> Iterator[Event]:
         """Flush what never completed: pending halves and a trailing partial line."""
-        if self._incomplete is not None:
+        if self._incomplete is not None or self._cut_short:
             self.stats.truncated_last_line = True
+        if self._incomplete is not None:
             self._drop_incomplete()
         for pid in list(self._pending):
             self._never_resumed(pid)
@@ -943,6 +953,7 @@ class TraceParser:
     def _damage(self, lineno: int, text: str, why: str) -> None:
         stats = self.stats
         stats.damaged += 1
+        self._last_damaged = lineno
         if len(stats.damaged_samples) < MAX_DAMAGED_SAMPLES:
             shown = text if len(text) <= 300 else text[:300] + "..."
             source = self.source if stats.files > 1 else None
