@@ -19,8 +19,7 @@ deps-test:
 	@scripts/install-deps.sh --test
 
 demo: deps $(BIN)/syscall-gate
-	$(BIN)/syscall-gate run --policy policies/uring-copy-demo.yml --out $(OUT); \
-	  status=$$?; echo "Report: $(OUT)/report.md (results: $(OUT)/results.json)"; exit $$status
+	$(BIN)/syscall-gate run --policy policies/uring-copy-demo.yml --out $(OUT)
 
 test: deps-test $(BIN)/syscall-gate
 	$(BIN)/python -m pytest -q tests

@@ -42,6 +42,13 @@ def _summary_lines(res: dict[str, Any]) -> list[str]:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        # Why each ERROR rule could not be judged, once per distinct reason.
+        why: dict[str, list[str]] = {}
+        for x in rules:
+            if x["status"] == "ERROR":
+                why.setdefault(x.get("message") or "not measured", []).append(x["id"])
+        for message, ids in why.items():
+            lines.append(f"ERROR {', '.join(ids)}: {message}")
     return lines
 
 
@@ -59,6 +66,9 @@ def _finish(outcome: Any) -> int:
     if outcome.report is not None:
         print(f"report: {outcome.report}")
         print(f"results: {outcome.results_path}")
+        trace = (res.get("trace") or {}).get("path")
+        if trace and os.path.exists(trace):
+            print(f"trace: {trace}")
     if outcome.interrupted is not None:
         return 128 + int(outcome.interrupted)
     return int(res["exit_code"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from ci_gate import progress
 from ci_gate.compare import baseline as baseline_mod
 from ci_gate.compare.baseline import metric_deltas
 from ci_gate.compare.repeats import combine
-from ci_gate.errors import MeasureError
+from ci_gate.errors import Diagnostic, MeasureError, PolicyError
 from ci_gate.kernel.merge import merge as merge_opcodes
 from ci_gate.kernel.uring_tracepoints import OpcodeTrace
 from ci_gate.metrics.collector import (
@@ -398,7 +399,7 @@ def _measure_scenario(
                 label = f" (repeat {i + 1} of {scen.repeats})" if scen.repeats > 1 else ""
                 if dst.exists() or dst.is_symlink():
                     shutil.rmtree(dst, ignore_errors=True)
-                say(f"tracing{label}: {' '.join(argv)}")
+                say(f"tracing{label}: {shlex.join(argv)}")
                 followed: list[tuple[Measurement, float]] = []
                 follow = _follower(followed, scope, policy.unexpected, str(workdir), say, label)
                 # The io_uring tracepoints record while (and only while) the scenario runs.
@@ -507,11 +508,16 @@ def run(
     policy = load_policy(policy_path)
     scen = policy.scenario
     if scen is None or scen.command is None:
-        raise MeasureError(
-            "no-scenario",
-            f"{policy_path} has no scenario.command; `run` needs one (use `analyze` for an "
-            "existing trace)",
-        )
+        # Bad usage of a valid policy: exit 2, as for any policy `run` cannot use.
+        raise PolicyError(
+            [
+                Diagnostic(
+                    str(policy_path), 1, 1, "scenario.command",
+                    "`run` needs a scenario.command to trace (a policy without one is for "
+                    "`analyze` of an existing trace)",
+                )
+            ]
+        )  # fmt: skip
     prepare_out_dir(out_dir)
     got = _measure_scenario(
         policy,
@@ -546,7 +552,7 @@ def run(
             say=say,
             opcodes=opcodes,
         )
-    verdict = evaluate(policy.rules, got.measurement, side) if got.measurement is not None else None
+    verdict = evaluate(policy.rules, got.measurement or _nothing_measured(policy, got), side)
     res = results.build(
         measurement=got.measurement,
         verdict=verdict,
@@ -684,6 +690,18 @@ def _run_base(
     write_outputs(base_out, res)
     cost = time.monotonic() - t0
     return baseline_mod.Baseline(res, "merge-base", commit, cost, cached)
+
+
+def _nothing_measured(policy: Policy, got: Any) -> Measurement:
+    """The run stopped before measuring: every rule is ERROR, and says why."""
+    first = next((p for p in got.problems if p["severity"] == "error"), None)
+    # The problem's first clause: its remedy and detail are in the problem itself.
+    cause = first["message"].split("; ")[0] if first else ""
+    why = "the run stopped before measuring" + (f": {cause}" if cause else "")
+    return Measurement(
+        values={}, unmeasured=dict.fromkeys((r.metric for r in policy.rules), why),
+        scope_missing={}, details={},
+    )  # fmt: skip
 
 
 def _fixture_text(fx: Any) -> str:

@@ -149,8 +149,15 @@ def test_build_failure_is_an_error_with_the_log_tail(tmp_path: Path) -> None:
     assert res["status"] == "ERROR"
     prob = res["problems"][0]
     assert prob["code"] == "build-failed"
-    assert "exit status 7" in prob["message"] and "fatal: no such header" in prob["message"]
-    assert (tmp_path / "out" / "report.md").exists()
+    assert "exit status 7" in prob["message"]
+    assert prob["detail"].splitlines()[-2:] == ["compiling", "fatal: no such header"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "compiling\nfatal: no such header\n" in report and "\\n" not in report
+    # Every rule is listed, ERROR, with the reason it was not judged.
+    assert res["rules"] and all(x["status"] == "ERROR" for x in res["rules"])
+    assert all(x["message"].startswith("not measured") for x in res["rules"])
+    assert sum("build command failed (exit status 7)" in x["message"] for x in res["rules"]) >= 3
+    assert "The policy has no rules." not in report
 
 
 def test_invalid_policy_exits_2_with_position(tmp_path: Path) -> None:
@@ -160,6 +167,24 @@ def test_invalid_policy_exits_2_with_position(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{p}:3:" in proc.stderr
     assert "io_uring.enter.calls" in proc.stderr  # did you mean
+
+
+def test_the_command_is_shown_as_a_shell_would_run_it(tmp_path: Path) -> None:
+    """The report and the progress line quote each argument: what they show can be re-run."""
+    pol = policy(tmp_path, """'sh -c "cp -a \\"$1\\" \\"$2\\"" sh {src} {dst}'""")
+    rc, res, out = run(tmp_path, pol)
+    src, dst = res["scenario"]["roots"]["src"], res["scenario"]["roots"]["dst"]
+    shown = f"sh -c 'cp -a \"$1\" \"$2\"' sh {src} {dst}"
+    assert f"tracing: {shown}" in out
+    assert f"| Command | `{shown}` |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_run_without_a_scenario_is_bad_usage(tmp_path: Path) -> None:
+    p = tmp_path / "rules-only.yml"
+    p.write_text("version: 1\nrules:\n  r: {metric: syscalls.total, warn: {max: 5}}\n")
+    proc = gate("run", "--policy", str(p), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert f"{p}:1:1: error: scenario.command: `run` needs a scenario.command" in proc.stderr
 
 
 def test_missing_target_is_an_error(tmp_path: Path) -> None:

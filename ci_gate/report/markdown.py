@@ -9,6 +9,7 @@ escape.md_code or escape.md_text.
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -78,7 +79,7 @@ def _header(r: dict[str, Any]) -> str:
     rows = []
     if scen.get("command"):
         rows.append(["Target", md_code(scen["command"][0], 200)])
-        rows.append(["Command", md_code(" ".join(scen["command"]), 300)])
+        rows.append(["Command", md_code(shlex.join(scen["command"]), 300)])
     if scen.get("fixture_text"):
         rows.append(["Scenario", md_text(scen["fixture_text"])])
     if pol.get("path"):
@@ -673,7 +674,11 @@ def _security(r: dict[str, Any]) -> str:
     sec = r.get("security", {})
     score = sec.get("score")
     out = ["### Security assessment", ""]
-    out.append(f"Score: **{num(score)}/100** = 100 - the deductions of failing rules.")
+    if score is None:
+        why = (r.get("unmeasured") or {}).get("security.score") or "a rule it depends on is ERROR"
+        out.append(f"Score: not measured ({md_text(why)}).")
+    else:
+        out.append(f"Score: **{num(score)}/100** = 100 - the deductions of failing rules.")
     deductions = sec.get("deductions", [])
     if deductions:
         out += [
@@ -698,7 +703,11 @@ def _recommendations(r: dict[str, Any]) -> str:
         out.append("Nothing to do: every rule passes.")
         return "\n".join(out)
     for x in items:
-        text = x.get("hint") or x.get("reason") or x.get("message") or ""
+        # An ERROR rule was not judged: what to fix is the measurement, not the code.
+        if x["status"] == "ERROR":
+            text = x.get("message") or ""
+        else:
+            text = x.get("hint") or x.get("reason") or x.get("message") or ""
         out.append(f"- {md_code(x['id'])} ({x['status']}): {md_text(text)}")
     return "\n".join(out)
 

@@ -31,12 +31,14 @@ def build(command: str, *, cwd: Path, env: dict[str, str], log: Path, timeout: f
         raise MeasureError(
             "build-timeout",
             f"the build command ran past its {timeout:g}s deadline and was killed; "
-            f"tail of {log}:\n{tail(log)}",
+            f"the tail of {log} follows",
+            tail(log),
         )
     if done.returncode != 0:
         raise MeasureError(
             "build-failed",
-            f"the build command failed (exit status {done.returncode}); tail of {log}:\n"
-            f"{tail(log)}",
+            f"the build command failed (exit status {done.returncode}); the tail of {log} "
+            "follows",
+            tail(log),
         )
     return done.elapsed
