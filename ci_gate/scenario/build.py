@@ -37,8 +37,7 @@ def build(command: str, *, cwd: Path, env: dict[str, str], log: Path, timeout: f
     if done.returncode != 0:
         raise MeasureError(
             "build-failed",
-            f"the build command failed (exit status {done.returncode}); the tail of {log} "
-            "follows",
+            f"the build command failed (exit status {done.returncode}); the tail of {log} follows",
             tail(log),
         )
     return done.elapsed
