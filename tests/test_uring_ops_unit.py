@@ -121,6 +121,33 @@ def test_a_reused_ring_address_belongs_to_its_new_creator() -> None:
     assert att.ours[0].sqes == 1 and att.foreign_sqes == 1
 
 
+def test_a_reused_ring_address_takes_none_of_the_old_rings_requests() -> None:
+    # Recorded (ctx/req shortened): a thread's ring of ours took 3 NOPs; once freed, a
+    # background program's ring got its address, and its FSYNC reused a NOP's req address.
+    # Successful completions are filtered in the kernel, so the NOP stayed pending and the
+    # FSYNC's io_uring_file_get set the NOP's fd ('the trace does not show what the fd
+    # referred to'). The same with a foreign READ on fd -1 put an EBADF on our READ.
+    att = Attributor({1})
+    att.create(1, 0xC0, 3, 16, 0)
+    att.submit(1, 0xC0, 0x10, "NOP", False)
+    att.submit(1, 0xC0, 0x20, "READ", False)
+    att.file_get(0xC0, 0x20, 4)
+    att.submit(1, 0xC0, 0x30, "STATX", False)
+    att.create(55, 0xC0, 3, 16, 0)  # ours is gone: another process's ring at its address
+    att.submit(55, 0xC0, 0x10, "FSYNC", False)
+    att.file_get(0xC0, 0x10, 4)
+    att.submit(55, 0xC0, 0x20, "READ", False)
+    att.file_get(0xC0, 0x20, -1)
+    att.complete(0xC0, 0x20, -9, 0)
+    att.submit(55, 0xC0, 0x30, "OPENAT", False)
+    att.complete(0xC0, 0x30, -2, 0)
+    [ring] = att.ours
+    assert dict(ring.ops) == {"NOP": 1, "READ": 1, "STATX": 1}
+    assert list(ring.seq_fds) == [NO_FD, 4, NO_FD]
+    assert list(ring.seq_failed) == [0, 0, 0] and not ring.failed and not ring.errors
+    assert att.foreign_rings == 1 and att.foreign_sqes == 3
+
+
 def test_failures_count_once_per_sqe_and_sq_thread_submissions() -> None:
     att = Attributor({1})
     att.create(1, 0xA, 3, 8, 2)  # IORING_SETUP_SQPOLL

@@ -187,7 +187,9 @@ class Attributor:
         self.followed = set(seed)
         self.rings: dict[int, KernelRing | None] = {}  # ring address -> ours, or None
         self.ours: list[KernelRing] = []
-        self.pending: dict[tuple[int, int], _Pending] = {}
+        # ring address -> request address -> its SQE. Successful completions are filtered
+        # out in the kernel, so a request stays here until its address is reused in the ring.
+        self.pending: dict[int, dict[int, _Pending]] = {}
         self.op_names: list[str] = []
         self._op_index: dict[str, int] = {}
         self.foreign_rings = 0
@@ -211,6 +213,10 @@ class Attributor:
         self.tree.discard(pid)
 
     def create(self, pid: int, ctx: int, fd: int, sq_entries: int, flags: int) -> None:
+        # A ring at this address again: the old one was freed and its requests with it. The
+        # new ring reuses request addresses too (the kernel's request cache), and a foreign
+        # ring's io_uring_file_get or failed completion must not land on a request of ours.
+        self.pending.pop(ctx, None)
         if pid in self.tree:
             ring = KernelRing(len(self.ours) + 1, pid, fd, flags, sq_entries)
             self.ours.append(ring)
@@ -240,7 +246,7 @@ class Attributor:
         ring.seq_ops.append(self._op(op))
         ring.seq_fds.append(NO_FD)
         ring.seq_failed.append(0)
-        self.pending[(ctx, req)] = _Pending(ring, op, index, error is not None)
+        self.pending.setdefault(ctx, {})[req] = _Pending(ring, op, index, error is not None)
         if error is not None:
             self._fail(ring, op, index, error)
 
@@ -258,17 +264,19 @@ class Attributor:
         self._take(pid, ctx, req, op, False, error)
 
     def complete(self, ctx: int, req: int, res: int, cflags: int) -> None:
-        p = self.pending.get((ctx, req))
-        if p is None:
+        reqs = self.pending.get(ctx)
+        p = reqs.get(req) if reqs is not None else None
+        if reqs is None or p is None:
             return
         if res < 0 and not p.counted:
             self._fail(p.ring, p.op, p.index, res)
             p.counted = True
         if not cflags & IORING_CQE_F_MORE:
-            del self.pending[(ctx, req)]
+            del reqs[req]
 
     def file_get(self, ctx: int, req: int, fd: int) -> None:
-        p = self.pending.get((ctx, req))
+        reqs = self.pending.get(ctx)
+        p = reqs.get(req) if reqs is not None else None
         if p is not None and p.ring.seq_fds[p.index] == NO_FD:
             p.ring.seq_fds[p.index] = fd
 
