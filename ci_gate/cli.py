@@ -391,3 +391,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_ERROR
+    except Exception as exc:  # a bug must not read as FAIL (1) nor leak a token
+        _internal_error(exc)
+        return EXIT_ERROR
+
+
+# Where a token can be in the environment: the action passes its input as GITHUB_TOKEN,
+# and GitHub sets INPUT_<NAME> with the input's hyphens kept.
+_TOKEN_VARIABLES = ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GH_TOKEN")
+
+
+def _internal_error(exc: BaseException) -> None:
+    """A bug in the gate: ERROR with the traceback, every token value replaced by ***."""
+    import traceback
+
+    def redact(text: str) -> str:
+        for name in _TOKEN_VARIABLES:
+            value = os.environ.get(name, "")
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
+
+    _log(
+        "error: internal error (a bug in syscall-gate, please report it with the traceback "
+        f"below): {redact(f'{type(exc).__name__}: {exc}')}"
+    )
+    # Escaped line by line so that nothing in it runs as a workflow command.
+    for line in redact("".join(traceback.format_exception(exc))).rstrip("\n").splitlines():
+        print(log_safe(printable(line, 2000)), file=sys.stderr)

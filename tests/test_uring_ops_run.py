@@ -493,14 +493,46 @@ def test_unprivileged_run_reports_why_and_rules_are_errors(copier: Path) -> None
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# A private mount namespace without tracefs (nor debugfs) mounted, as on a fresh VM.
+UNMOUNTED_TRACEFS = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                     "umount /sys/kernel/tracing 2>/dev/null; "
+                     "umount /sys/kernel/debug 2>/dev/null; "
+                     "! grep -q tracefs /proc/self/mounts && exec \"$@\"", "sh"]  # fmt: skip
+
+
+def test_root_mounts_tracefs_when_it_is_missing(tmp_path: Path, copier: Path) -> None:
+    pol = write_policy(
+        tmp_path,
+        f"{COPIER} {{src}} {{dst}}",
+        rules="reads: {metric: io_uring.ops.READ, fail: {min: 1}}\n",
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [*UNMOUNTED_TRACEFS, sys.executable, "-m", "ci_gate", "run", "--policy", str(pol),
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tracefs was not mounted; mounted it at /sys/kernel/tracing" in proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert "kernel" not in res.get("scope_missing", {})
+    # One READ and one WRITE SQE per chunk (examples/uring-copy/README.md).
+    ops = ops_of(res)
+    assert ops["READ"] == ops["WRITE"] == res["metrics"]["io_uring.sqes_submitted"] / 2
+    assert {r["id"]: r["status"] for r in res["rules"]}["reads"] == "PASS"
+
+
 @pytest.mark.parametrize(
     ("wrap", "why"),
     [
         # A pid namespace of its own, as in a container without --pid=host.
         (["unshare", "--pid", "--fork", "--mount-proc"], "the gate runs in a pid namespace"),
-        # A mount namespace where tracefs is unmounted (debugfs is not mounted here either).
-        (["unshare", "--mount", "--propagation", "private", "sh", "-c",
-          'umount /sys/kernel/tracing && exec "$@"', "sh"], "tracefs is not mounted"),
+        # tracefs unmounted in a private mount namespace, and root without CAP_SYS_ADMIN
+        # (a container that is not --privileged) cannot mount it.
+        ([*UNMOUNTED_TRACEFS, "setpriv", "--bounding-set", "-sys_admin", "--inh-caps",
+          "-sys_admin"], "tracefs is not mounted (looked at /sys/kernel/tracing and "
+         "/sys/kernel/debug/tracing) and mounting it failed: mount -t tracefs nodev "
+         "/sys/kernel/tracing: Operation not permitted"),
     ],
 )  # fmt: skip
 def test_unusable_tracefs_is_reported_and_rules_are_errors(

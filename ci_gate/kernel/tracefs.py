@@ -7,6 +7,7 @@ tools (perf, trace-cmd, a developer's shell) may be using.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import re
@@ -14,6 +15,7 @@ import secrets
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import NoReturn
 
 from ci_gate.kernel.ringbuf import EventFormat, PageLayout
 
@@ -56,27 +58,51 @@ def lockdown_problem() -> str | None:
     return None
 
 
-def find() -> Path:
-    """The tracefs mount point, or Unavailable with the reason."""
+def find() -> tuple[Path, bool]:
+    """The tracefs mount point and whether the gate mounted it, or Unavailable with the reason.
+
+    As root, an unmounted tracefs is mounted at its standard place, as trace-cmd's
+    libtracefs does: a fresh VM or a privileged container often lacks the mount.
+    """
     denied: list[Path] = []
     for root in TRACEFS_MOUNTS:
         try:
             os.stat(root / "instances")
-            return root
+            return root, False
         except PermissionError:
             denied.append(root)
         except OSError:
             continue
     if denied:
-        return _raise_denied(denied[0])
-    raise Unavailable(
-        "tracefs is not mounted (looked at "
-        + " and ".join(str(p) for p in TRACEFS_MOUNTS)
-        + "); as root: mount -t tracefs nodev /sys/kernel/tracing"
-    )
+        _raise_denied(denied[0])
+    looked = " and ".join(str(p) for p in TRACEFS_MOUNTS)
+    if os.geteuid() != 0:
+        raise Unavailable(
+            f"the gate is not running as root (uid {os.geteuid()}), and tracefs is not mounted "
+            f"(looked at {looked}); run the gate with sudo on the host (GitHub-hosted runners "
+            "allow it), which mounts tracefs when it is missing"
+        )
+    root = TRACEFS_MOUNTS[0]
+    why = _mount_tracefs(root)
+    if why is not None:
+        raise Unavailable(
+            f"tracefs is not mounted (looked at {looked}) and mounting it failed: {why}"
+        )
+    return root, True
 
 
-def _raise_denied(root: Path) -> Path:
+def _mount_tracefs(target: Path) -> str | None:
+    """Mount tracefs at `target`; None on success, else why not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
+    if libc.mount(b"nodev", os.fsencode(target), b"tracefs", 0, None) == 0:
+        return None
+    err = ctypes.get_errno()
+    hint = " (no CAP_SYS_ADMIN: a container without --privileged?)" if err == errno.EPERM else ""
+    return f"mount -t tracefs nodev {target}: {os.strerror(err)}{hint}"
+
+
+def _raise_denied(root: Path) -> NoReturn:
     uid = os.geteuid()
     if uid != 0:
         raise Unavailable(
@@ -86,12 +112,13 @@ def _raise_denied(root: Path) -> Path:
     raise Unavailable(f"{root} is not accessible even to root (a security module?)")
 
 
-def probe() -> Path:
-    """Check every precondition; return the tracefs root or raise Unavailable."""
+def probe() -> tuple[Path, bool]:
+    """Check every precondition; return the tracefs root (and whether the gate mounted it)
+    or raise Unavailable."""
     why = pid_namespace_problem()
     if why is not None:
         raise Unavailable(why)
-    root = find()
+    root, mounted = find()
     why = lockdown_problem()
     if why is not None:
         raise Unavailable(why)
@@ -100,7 +127,7 @@ def probe() -> Path:
             f"this kernel ({os.uname().release}) has no io_uring tracepoints "
             "(events/io_uring/io_uring_submit_req is missing)"
         )
-    return root
+    return root, mounted
 
 
 def remove_stale(root: Path) -> list[str]:

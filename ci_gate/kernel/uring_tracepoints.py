@@ -328,7 +328,10 @@ class OpcodeTrace:
             return self
         with _signals_held():
             try:
-                self._start(tracefs.probe())
+                root, mounted = tracefs.probe()
+                if mounted and self.log is not None:
+                    self.log(f"io_uring opcodes: tracefs was not mounted; mounted it at {root}")
+                self._start(root)
             except Unavailable as exc:
                 self.reason = exc.reason
                 self._teardown()
