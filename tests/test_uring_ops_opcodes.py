@@ -47,7 +47,7 @@ def test_registry_names_every_opcode_this_kernel_knows(programs: Path) -> None:
 
 
 def test_format_files_of_the_events_used_parse() -> None:
-    root = tracefs.probe()
+    root, _mounted = tracefs.probe()
     fmt = EventFormat.load(root / "events", "io_uring", "io_uring_submit_req")
     assert fmt.fields["op_str"].data_loc
     assert fmt.fields["ctx"].size == 8
