@@ -54,6 +54,15 @@ def test_binary_junk_is_not_strace(tmp_path: Path) -> None:
     assert res["metrics"] == {}
 
 
+def test_bytes_that_are_not_utf8_are_shown_as_bytes(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x7fELF\xd0'q\\udc80\n")
+    rc, res, _ = analyze(tmp_path, junk)
+    assert rc == 3
+    # Each byte as repr() shows bytes; a literal backslash stays a doubled one.
+    assert "line 1: '\\x7fELF\\xd0\\'q\\\\udc80'" in res["problems"][0]["message"]
+
+
 def test_summary_table_alone_is_refused(tmp_path: Path) -> None:
     rc, res, _ = analyze(tmp_path, CORPUS / "c-only.log")
     assert rc == 3

@@ -206,7 +206,7 @@ def check_is_strace(stats: ParseStats, parts: list[TracePart]) -> None:
     for d in stats.damaged_samples[:3]:
         text = d.text if len(d.text) <= 80 else d.text[:80] + "..."
         where = f"{d.source}:{d.lineno}" if d.source else f"line {d.lineno}"
-        shown.append(f"{where}: {text!r}")
+        shown.append(f"{where}: {_quoted(text)}")
     name = parts[0].path if len(parts) == 1 and parts[0].path is not None else "the input"
     raise MeasureError(
         "not-strace",
@@ -219,3 +219,18 @@ def parse_all(parts: list[TracePart]) -> tuple[list[Event], ParseStats]:
     """Whole trace into memory: for tests and small traces only."""
     parser = TraceParser()
     return list(_parse(parts, parser)), parser.stats
+
+
+def _quoted(text: str) -> str:
+    """Like repr(), but a byte that was not UTF-8 shows as the byte (\\xd0), not as the
+    surrogate that stands for it (\\udcd0)."""
+    out = []
+    for c in text:
+        o = ord(c)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif c == "'":
+            out.append("\\'")
+        else:
+            out.append(repr(c)[1:-1])
+    return "'" + "".join(out) + "'"
