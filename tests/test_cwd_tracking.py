@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ci_gate.metrics.collector import Unexpected, tracing_set
+from ci_gate.scenario.tracer import filter_flags
 from helpers import REPO
 
 PROGRAM = r"""
@@ -76,7 +78,13 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d / "prog"
 
 
-@pytest.mark.parametrize("flags", [["-f", "-y"], ["-f"]], ids=["-y", "no -y"])
+# What `scenario.tracing: policy` traces for a rule on scenario.legacy.calls.
+POLICY_TRACING = ["-f", "-y", *filter_flags(tracing_set(["scenario.legacy.calls"], Unexpected()))]
+
+
+@pytest.mark.parametrize(
+    "flags", [["-f", "-y"], ["-f"], POLICY_TRACING], ids=["-y", "no -y", "tracing: policy"]
+)
 def test_relative_paths_follow_each_tasks_cwd(
     tmp_path: Path, program: Path, flags: list[str]
 ) -> None:

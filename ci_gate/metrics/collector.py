@@ -1053,12 +1053,24 @@ _SCENARIO_SETS: dict[str, frozenset[str]] = {
 _NOTHING: frozenset[str] = frozenset()
 
 
+# A scenario metric ties a relative path to a root through the calling task's cwd:
+# chdir/fchdir move it, and the clones say which tasks share it (CLONE_FS) or copy it.
+_CWD_CALLS = CLONES | {"chdir", "fchdir"}
+
+
 def syscalls_needed(metric: str, unexpected: Unexpected | None = None) -> frozenset[str] | None:
     """The syscalls a metric is computed from; None when it needs every call of the trace.
 
     A metric is exact on a trace of only some syscalls (strace -e trace=SET) when
     SET holds these: the collector reads nothing else to compute it.
     """
+    needs = _syscalls_needed(metric, unexpected)
+    if needs and metric.startswith(("scenario.", "unexpected.")):
+        return needs | _CWD_CALLS
+    return needs
+
+
+def _syscalls_needed(metric: str, unexpected: Unexpected | None) -> frozenset[str] | None:
     parts = metric.split(".")
     head = parts[0]
     if head == "syscalls" or metric == "scenario.calls":
