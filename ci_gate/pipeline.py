@@ -188,12 +188,17 @@ def _target_problems(
 ) -> list[dict[str, Any]]:
     out = []
     if tr.oversize:
+        size = tr.trace.stat().st_size if tr.trace.exists() else 0
+        how = (
+            "the target finished first, but the trace is not judged past the cap"
+            if tr.returncode is not None
+            else "so the target and every process it started were killed"
+        )
         out.append(
             problem(
                 "trace-too-large",
-                f"the trace grew past the {max_bytes:,}-byte cap while the target "
-                "ran, so the target and every process it started were killed; trace a smaller "
-                "scenario or raise --max-trace-bytes",
+                f"the trace grew past the {max_bytes:,}-byte cap ({size:,} bytes): {how}; "
+                "trace a smaller scenario or raise --max-trace-bytes",
             )
         )
         return out

@@ -318,3 +318,18 @@ def test_runaway_trace_is_capped(tmp_path: Path) -> None:
     assert "200,000-byte cap" in res["problems"][0]["message"]
     assert processes_with("while :; do") == []
     assert res["metrics"]["syscalls.total"] > 100  # what was traced is analysed
+
+
+def test_a_short_run_over_the_cap_is_an_error_too(tmp_path: Path) -> None:
+    # `true` ends before the first size check (every 0.1 s); its trace still passes 100
+    # bytes (the execve line alone names the full path): the cap holds after the run.
+    pol = write_policy(tmp_path, "true {src}")
+    proc, res = run(tmp_path, pol, "--max-trace-bytes", "100B")
+    assert proc.returncode == 3, proc.stderr
+    assert res["status"] == "ERROR"
+    assert codes(res)[0] == "trace-too-large"
+    size = (tmp_path / "out" / "trace.txt").stat().st_size
+    assert size > 100
+    assert (
+        f"100-byte cap ({size:,} bytes): the target finished first" in res["problems"][0]["message"]
+    )

@@ -226,6 +226,9 @@ def run(
     elapsed = time.monotonic() - start
     # Daemons the target double-forked outlive it; they are part of the run.
     leftovers += kill_tree(None, spare)
+    # The size is looked at every 0.1 s: a short run can pass the cap between two looks.
+    if watch is not None and _size(watch[0]) > watch[1]:
+        oversize = True
     return Finished(rc, timed_out, elapsed, leftovers, oversize)
 
 
