@@ -557,7 +557,7 @@ def run(
             say=say,
             opcodes=opcodes,
         )
-    verdict = evaluate(policy.rules, got.measurement or _nothing_measured(policy, got), side)
+    verdict = evaluate(policy.rules, _judged(policy, got), side)
     res = results.build(
         measurement=got.measurement,
         verdict=verdict,
@@ -697,12 +697,21 @@ def _run_base(
     return baseline_mod.Baseline(res, "merge-base", commit, cost, cached)
 
 
-def _nothing_measured(policy: Policy, got: Any) -> Measurement:
-    """The run stopped before measuring: every rule is ERROR, and says why."""
-    first = next((p for p in got.problems if p["severity"] == "error"), None)
-    # The problem's first clause: its remedy and detail are in the problem itself.
-    cause = first["message"].split("; ")[0] if first else ""
-    why = "the run stopped before measuring" + (f": {cause}" if cause else "")
+def _judged(policy: Policy, got: Any) -> Measurement:
+    """What the rules are judged on: the measurement, unless nothing of it may count.
+
+    A run that stopped before measuring, or whose copy was wrong, has every rule ERROR
+    with the cause; the metrics of a wrong copy are still in the report, for debugging.
+    """
+    if got.measurement is not None and not any(p["code"] == "wrong-copy" for p in got.problems):
+        return got.measurement
+    if got.measurement is None:
+        first = next((p for p in got.problems if p["severity"] == "error"), None)
+        # The problem's first clause: its remedy and detail are in the problem itself.
+        cause = first["message"].split("; ")[0] if first else ""
+        why = "the run stopped before measuring" + (f": {cause}" if cause else "")
+    else:
+        why = "the copy is wrong (verify: tree-equal), so no metric counts"
     return Measurement(
         values={}, unmeasured=dict.fromkeys((r.metric for r in policy.rules), why),
         scope_missing={}, details={},

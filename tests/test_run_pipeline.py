@@ -137,6 +137,12 @@ def test_target_failures_are_errors(
     assert code in [p["code"] for p in res["problems"]]
     # What was measured is kept.
     assert res["metrics"]["io_uring.enter.calls"] > 0
+    if code == "wrong-copy":
+        # ...but no rule is judged on a wrong copy: each is ERROR with the cause.
+        assert {r["status"] for r in res["rules"]} == {"ERROR"}
+        for r in res["rules"]:
+            if r["metric"] != "security.score":  # that one: the score is not known
+                assert "the copy is wrong" in r["message"], r
 
 
 def test_build_failure_is_an_error_with_the_log_tail(tmp_path: Path) -> None:
