@@ -703,9 +703,10 @@ def _judged(policy: Policy, got: Any) -> Measurement:
     A run that stopped before measuring, or whose copy was wrong, has every rule ERROR
     with the cause; the metrics of a wrong copy are still in the report, for debugging.
     """
-    if got.measurement is not None and not any(p["code"] == "wrong-copy" for p in got.problems):
-        return got.measurement
-    if got.measurement is None:
+    measured: Measurement | None = got.measurement
+    if measured is not None and not any(p["code"] == "wrong-copy" for p in got.problems):
+        return measured
+    if measured is None:
         first = next((p for p in got.problems if p["severity"] == "error"), None)
         # The problem's first clause: its remedy and detail are in the problem itself.
         cause = first["message"].split("; ")[0] if first else ""
