@@ -123,14 +123,22 @@ def test_hang_past_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
     assert res["metrics"]["syscall.execve.calls"] >= 2
 
 
-def test_timeout_is_not_also_a_truncated_trace(tmp_path: Path) -> None:
-    """The gate kills strace while the shell waits: the trace's last line is cut there.
-    The timeout explains it; no second ERROR about a truncated trace."""
-    cmd = "sh -c 'sleep 30' {src}"
+def test_timeout_kills_the_tracees_first_and_strace_ends_the_trace(tmp_path: Path) -> None:
+    """On a timeout the gate kills the traced processes before strace, so strace writes how
+    their calls ended and its summary: no line is cut, the sleeping call counts as entered
+    and unreturned (README's counting rule), nothing is damaged, no second ERROR."""
+    cmd = "sh -c 'sleep 30; true' {src}"  # the shell waits in wait4, sleep in its sleep call
     proc, res = run(tmp_path, write_policy(tmp_path, cmd, timeout="2s"))
     assert proc.returncode == 3
     assert [c for c in codes(res) if c.startswith(("target", "trace"))] == ["target-timeout"]
-    assert "The trace's last line was cut when the run was stopped." in res["notes"]
+    trace = (tmp_path / "out" / "trace.txt").read_bytes()
+    assert trace.endswith(b"\n")
+    assert b"+++ killed by SIGKILL +++" in trace
+    m = res["metrics"]
+    assert m["trace.damaged_lines"] == 0
+    assert m["syscalls.unreturned"] == 2  # wait4 in sh, the sleep in sleep
+    assert m["trace.summary_mismatches"] == 0  # strace lived to print its -C table
+    assert "The trace's last line was cut when the run was stopped." not in res["notes"]
 
 
 def test_daemon_left_behind_is_killed_and_reported(tmp_path: Path) -> None:

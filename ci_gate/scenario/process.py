@@ -13,10 +13,13 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
+# How long strace may take to write its last lines once its tracees are killed.
+TRACER_GRACE = 5.0
 _subreaper_set = False
 
 
@@ -201,6 +204,13 @@ def run(
                     break
                 if now >= deadline or oversize:
                     timed_out = not oversize
+                    if tracer:
+                        # The tracees first: strace then writes how their calls ended
+                        # ("= ?", "+++ killed by SIGKILL +++") and exits, so the trace
+                        # does not end in the middle of a line.
+                        _kill_descendants(spare, keep=proc.pid)
+                        with suppress(subprocess.TimeoutExpired):
+                            proc.wait(timeout=TRACER_GRACE)
                     kill_tree(proc.pid, spare)
                     proc.wait()
                     rc = None
