@@ -553,6 +553,7 @@ def run(
             out_dir,
             workdir=workdir,
             env_info=env_info,
+            head_scenario=got.scenario,
             scratch=scratch,
             say=say,
             opcodes=opcodes,
@@ -598,6 +599,7 @@ def _baseline(
     *,
     workdir: Path,
     env_info: dict[str, Any],
+    head_scenario: dict[str, Any],
     scratch: Path | None,
     say: Callable[[str], None],
     opcodes: str,
@@ -608,6 +610,12 @@ def _baseline(
         if spec.file is not None:
             info.update(source="file", file=spec.file)
             base = baseline_mod.from_file(Path(spec.file))
+            base_scenario = base.results.get("scenario")
+            why = baseline_mod.scenario_mismatch(
+                head_scenario, base_scenario if isinstance(base_scenario, dict) else {}
+            )
+            if why is not None:
+                raise MeasureError("baseline-other-scenario", f"{spec.file}: {why}")
         else:
             info.update(source="merge-base", ref=baseline_mod.base_ref(spec.ref))
             base = _run_base(

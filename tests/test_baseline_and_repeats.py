@@ -15,6 +15,8 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO, gate
 
 MiB = 1 << 20
@@ -147,6 +149,32 @@ def test_missing_baseline_follows_on_unavailable(tmp_path: Path) -> None:
     assert "does not exist" in res["baseline"]["why_not"]
     assert rule(res, "batching")["status"] == "ERROR"
     assert rule(res, "enters")["status"] == "PASS"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [("id", "cp", 'its id is "cp"'),
+     ("fixture", {"files": 9, "file_size": 1024, "dirs": 0, "symlinks": False},
+      'its fixture is {"files": 9')],
+)  # fmt: skip
+def test_a_baseline_of_another_scenario_is_not_compared(
+    tmp_path: Path, key: str, value: object, shown: str
+) -> None:
+    repo, _ = make_repo(tmp_path, "")
+    git(repo, "checkout", "-q", "main")
+    rc, base_res, out = run_in(repo, tmp_path / "base")
+    assert rc == 0, out
+    base_res["scenario"][key] = value
+    saved = tmp_path / "base-results.json"
+    saved.write_text(json.dumps(base_res))
+    rc, res, out = run_in(repo, tmp_path / "head", "--baseline-file", str(saved))
+    b = res["baseline"]
+    assert b["available"] is False
+    assert f"the baseline is of another scenario: {shown}" in b["why_not"]
+    # on_unavailable defaults to warn: the change rules say so, the value rules stand.
+    assert rule(res, "batching")["status"] == "WARN"
+    assert rule(res, "enters")["status"] == "PASS"
+    assert rc == 0, out
 
 
 def test_repeats_of_a_deterministic_target_have_no_spread(tmp_path: Path, copier: Path) -> None:

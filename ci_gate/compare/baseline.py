@@ -117,6 +117,23 @@ def from_file(path: Path) -> Baseline:
     return Baseline(data, "file", commit if isinstance(commit, str) else None, None)
 
 
+def scenario_mismatch(head: dict[str, Any], base: dict[str, Any]) -> str | None:
+    """Why a saved baseline is of another scenario than this run, or None.
+
+    Its id or fixture differing makes every count incomparable (the fixture sets how many
+    files are copied); the command line is not compared: it holds each run's own
+    temporary roots, and a changed command is what a PR may well be about.
+    """
+    for key in ("id", "fixture"):
+        a, b = base.get(key), head.get(key)
+        if a != b:
+            return (
+                f"the baseline is of another scenario: its {key} is {json.dumps(a)}, "
+                f"this run's is {json.dumps(b)}"
+            )
+    return None
+
+
 def environment_differences(head: dict[str, Any], base: dict[str, Any]) -> list[str]:
     out = []
     for key in ENV_KEYS:
