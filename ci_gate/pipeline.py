@@ -573,7 +573,12 @@ def run(
     if base_info is not None:
         res["baseline"] = base_info
         if side is not None and side.metrics is not None:
-            res["deltas"] = metric_deltas(side.metrics, res["metrics"])
+            head = BaseSide(
+                res["metrics"],
+                unmeasured=_str_map(res.get("unmeasured")),
+                scope_missing=_str_map(res.get("scope_missing")),
+            )
+            res["deltas"] = metric_deltas(side.metrics, res["metrics"], side.value, head.value)
     report_path, results_path = write_outputs(out_dir, res)
     return Outcome(res, report_path, results_path, got.interrupted)
 
@@ -637,7 +642,21 @@ def _baseline(
         environment_differences=differs,
         metrics=base.metrics,
     )
-    return BaseSide(dict(base.metrics), "", differs, spec.on_unavailable), info
+    return BaseSide(
+        dict(base.metrics),
+        "",
+        differs,
+        spec.on_unavailable,
+        unmeasured=_str_map(base.results.get("unmeasured")),
+        scope_missing=_str_map(base.results.get("scope_missing")),
+    ), info
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    """A {name: why} mapping from a results.json, which may be an old or edited one."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _run_base(

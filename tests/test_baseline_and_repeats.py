@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ci_gate.compare.baseline import metric_deltas
+from ci_gate.policy.evaluate import BaseSide
 from helpers import REPO, gate
 
 MiB = 1 << 20
@@ -102,6 +104,8 @@ def test_merge_base_baseline_shows_the_regression(tmp_path: Path) -> None:
     statx = rule(res, "path-statx")
     assert statx["status"] == "FAIL"
     assert statx["baseline"]["base"] == 0 and statx["value"] == F
+    # A syscall one side never called is 0 there, as the rules count it; not "n/a".
+    assert [d["metric"] for d in res["deltas"] if d["base"] is None or d["head"] is None] == []
     moved = {d["metric"]: d for d in res["deltas"] if d["moved"]}
     assert moved["io_uring.enter.calls"]["base"] == 2 * F * math.ceil(N / 8)
     assert moved["io_uring.enter.calls"]["head"] == 2 * F * N
@@ -244,3 +248,17 @@ def test_a_varying_target_turns_a_borderline_fail_into_unstable(
     # A spread the policy calls noise keeps the aggregated verdict.
     res = run_with(", max_spread: 20", tmp_path / "b")
     assert rule(res, "path-statx")["status"] == "FAIL"
+
+
+def test_deltas_look_up_what_a_side_lacks_as_the_rules_do() -> None:
+    base = BaseSide({"syscall.read.calls": 2.0}, unmeasured={"io_uring.ops.READ": "not root"})
+    head = BaseSide({"syscall.read.calls": 2.0, "syscall.access.calls": 1.0,
+                     "io_uring.ops.READ": 5.0})  # fmt: skip
+    assert base.metrics is not None and head.metrics is not None
+    rows = {d["metric"]: d for d in metric_deltas(base.metrics, head.metrics, base.value,
+                                                   head.value)}  # fmt: skip
+    # access never called in the base: 0 there, as a rule on it would count it.
+    assert (rows["syscall.access.calls"]["base"], rows["syscall.access.calls"]["delta"]) == (0, 1)
+    # Not measured in the base (no tracepoints there): no number to compare.
+    assert rows["io_uring.ops.READ"]["base"] is None and rows["io_uring.ops.READ"]["moved"]
+    assert rows["syscall.read.calls"]["moved"] is False

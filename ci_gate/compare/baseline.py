@@ -11,6 +11,7 @@ import json
 import math
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,11 +152,21 @@ def change(base: float, head: float) -> tuple[float, float | None]:
     return delta, delta / abs(base) * 100.0
 
 
-def metric_deltas(base: dict[str, float], head: dict[str, float]) -> list[dict[str, Any]]:
-    """Every metric on either side, as base -> head with its change; missing sides are None."""
+def metric_deltas(
+    base: dict[str, float],
+    head: dict[str, float],
+    base_value: Callable[[str], float | None],
+    head_value: Callable[[str], float | None],
+) -> list[dict[str, Any]]:
+    """Every metric on either side, as base -> head with its change.
+
+    A metric one side lacks is looked up as the rules look it up: a syscall never
+    called is 0 there, an unmeasured one None.
+    """
     rows = []
     for name in sorted(set(base) | set(head)):
-        b, h = base.get(name), head.get(name)
+        b = base[name] if name in base else base_value(name)
+        h = head[name] if name in head else head_value(name)
         row: dict[str, Any] = {"metric": name, "base": b, "head": h, "delta": None, "pct": None}
         if b is not None and h is not None:
             delta, pct = change(float(b), float(h))

@@ -185,6 +185,14 @@ class BaseSide:
     why_not: str = ""
     environment_differs: list[str] = field(default_factory=list)
     on_unavailable: str = "warn"
+    # Why the base lacks a metric, as its results.json says: absent is then not 0.
+    unmeasured: dict[str, str] = field(default_factory=dict)
+    scope_missing: dict[str, str] = field(default_factory=dict)
+
+    def value(self, name: str) -> float | None:
+        if self.metrics is None:
+            return None
+        return value_of(name, self.metrics, self.unmeasured, self.scope_missing)[0]
 
 
 def _compare(rule: Rule, value: float, base: BaseSide | None) -> Comparison:
@@ -193,7 +201,7 @@ def _compare(rule: Rule, value: float, base: BaseSide | None) -> Comparison:
     if base is None or base.metrics is None:
         why = base.why_not if base is not None else "no baseline was configured"
         return Comparison(False, status=missing_status, note=f"no baseline: {why}")
-    b = value_of(rule.metric, base.metrics, {}, {})[0]
+    b = base.value(rule.metric)
     if b is None:
         return Comparison(False, status=missing_status, note=f"the baseline has no {rule.metric!r}")
     if rule.per == "file":
