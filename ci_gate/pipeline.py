@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -42,6 +41,7 @@ from ci_gate.policy.evaluate import BaseSide, evaluate
 from ci_gate.policy.load import load_policy
 from ci_gate.policy.model import BaselineSpec, Policy
 from ci_gate.report import markdown, results
+from ci_gate.report.escape import shell_join
 from ci_gate.scenario import build as build_stage
 from ci_gate.scenario import environment, fixture, sibling, tracer
 from ci_gate.scenario.verify import tree_differences
@@ -404,7 +404,7 @@ def _measure_scenario(
                 label = f" (repeat {i + 1} of {scen.repeats})" if scen.repeats > 1 else ""
                 if dst.exists() or dst.is_symlink():
                     shutil.rmtree(dst, ignore_errors=True)
-                say(f"tracing{label}: {shlex.join(argv)}")
+                say(f"tracing{label}: {shell_join(argv)}")
                 followed: list[tuple[Measurement, float]] = []
                 follow = _follower(followed, scope, policy.unexpected, str(workdir), say, label)
                 # The io_uring tracepoints record while (and only while) the scenario runs.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shlex
 
 MAX_SHOWN = 160
 
@@ -27,6 +28,23 @@ def _visible(ch: str) -> str:
     if code < 0x100:
         return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{code:02x}")
     return f"\\u{code:04x}"
+
+
+def shell_join(argv: list[str]) -> str:
+    """A command line a POSIX shell (bash, zsh, ksh) runs as these exact words.
+
+    Words with invisible characters (a newline in a path, a bidi override, a byte
+    that is not UTF-8) are written in $'...' quoting with escapes, so what is shown
+    stays on one line, reads as it is, and pastes back as the same bytes.
+    """
+    return " ".join(_shell_word(a) for a in argv)
+
+
+def _shell_word(arg: str) -> str:
+    if _INVISIBLE.search(arg) is None:
+        return shlex.quote(arg)
+    body = _INVISIBLE.sub(lambda m: _visible(m.group()), arg.replace("\\", "\\\\"))
+    return "$'" + body.replace("'", "\\'") + "'"
 
 
 def printable(text: str, limit: int = MAX_SHOWN) -> str:

@@ -9,7 +9,6 @@ escape.md_code or escape.md_text.
 from __future__ import annotations
 
 import functools
-import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from ci_gate.metrics.registry import (
     PRESERVE_OPS,
 )
 from ci_gate.metrics.values import value_of
-from ci_gate.report.escape import md_code, md_fence, md_text
+from ci_gate.report.escape import md_code, md_fence, md_text, shell_join
 
 Section = tuple[str, str]  # (key, markdown)
 MAX_PER_FILE_ROWS = 60
@@ -79,7 +78,7 @@ def _header(r: dict[str, Any]) -> str:
     rows = []
     if scen.get("command"):
         rows.append(["Target", md_code(scen["command"][0], 200)])
-        rows.append(["Command", md_code(shlex.join(scen["command"]), 300)])
+        rows.append(["Command", md_code(shell_join(scen["command"]), 300)])
     if scen.get("fixture_text"):
         rows.append(["Scenario", md_text(scen["fixture_text"])])
     if pol.get("path"):

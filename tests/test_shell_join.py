@@ -1,0 +1,28 @@
+"""The command shown in the report and the log pastes back into a shell as the same words."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ci_gate.report.escape import printable, shell_join
+
+WORDS = [
+    ["cp", "-a", "/tmp/plain/src", "/tmp/plain/dst"],
+    ["sh", "-c", 'cp -a "$1" "$2"', "sh", "/tmp/a b", "it's"],
+    ["cp", "/tmp/sc\nnl/src", "/tmp/tab\there", "/tmp/bidi\u202ename"],
+    ["cp", "/tmp/bytes\udcff\udcc1/src", "/tmp/back\\slash'quote\n"],
+]
+
+
+@pytest.mark.parametrize("argv", WORDS)
+def test_bash_reads_the_shown_command_back_as_the_same_words(argv: list[str]) -> None:
+    shown = shell_join(argv)
+    # One line, nothing invisible: the report and the log show it unchanged.
+    assert "\n" not in shown and printable(shown, 10**6) == shown
+    # bash splits it into the same words, byte for byte (NUL-separated).
+    out = subprocess.run(
+        ["bash", "-c", f"printf '%s\\0' {shown}"], capture_output=True, check=True
+    ).stdout
+    assert out.split(b"\0")[:-1] == [a.encode("utf-8", "surrogateescape") for a in argv]
