@@ -130,6 +130,8 @@ def test_syscalls_needed() -> None:
     assert syscalls_needed("scenario.statx.path_based") == {"statx"} | cwd
     assert syscalls_needed("fchmodat.fd_based") == {"fchmodat"}
     assert syscalls_needed("trace.damaged_lines") == set()
+    assert syscalls_needed("io_uring.setup.calls") == {"io_uring_setup"}
+    assert syscalls_needed("io_uring.enter.calls") == {"io_uring_setup", "io_uring_enter"}
     uring = syscalls_needed("io_uring.batch.avg")
     assert uring is not None and {"io_uring_setup", "io_uring_enter", "close", "clone"} <= uring
     times = syscalls_needed("scenario.preserve.times.file")
@@ -209,3 +211,28 @@ def test_policy_tracing_end_to_end(tmp_path: Path) -> None:
     )
     status = {r["id"]: r["status"] for r in again.results["rules"]}
     assert status == {"total": "ERROR", "reads": "ERROR", "opens": "PASS"}
+
+
+def test_policy_tracing_counts_io_uring_calls_without_the_fd_bookkeeping(
+    tmp_path: Path, copier: Path
+) -> None:
+    """Rules on io_uring call counts trace only io_uring_setup and io_uring_enter; the
+    counts are exact (examples/uring-copy/README.md: one ring, and per file two enters
+    per batch of 8 chunks, read then write)."""
+    pol = tmp_path / "p.yml"
+    pol.write_text(json.dumps({
+        "version": 1,
+        "scenario": {"command": f"{copier} {{src}} {{dst}}", "tracing": "policy",
+                     "fixture": {"files": 3, "file_size": "1MiB", "dirs": 2}},
+        "rules": {"setup": {"metric": "io_uring.setup.calls", "fail": {"eq": 1}},
+                  "enter": {"metric": "io_uring.enter.calls", "fail": {"max": 10**6}}},
+    }))  # fmt: skip
+    res = pipeline.run(pol, tmp_path / "out", workdir=tmp_path, opcodes="off",
+                       use_baseline=False).results  # fmt: skip
+    traced = set(res["trace"]["syscalls"])
+    assert {"execve", "io_uring_setup", "io_uring_enter"} <= traced
+    assert not traced & {"close", "dup", "clone", "fcntl"}  # no fd bookkeeping needed
+    files, chunks = 3 + 2, (1 << 20) // 131072
+    assert res["metrics"]["io_uring.setup.calls"] == 1
+    assert res["metrics"]["io_uring.enter.calls"] == 2 * files * -(-chunks // 8)
+    assert res["status"] == "PASS", res["problems"]

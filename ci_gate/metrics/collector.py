@@ -1051,6 +1051,12 @@ _SCENARIO_SETS: dict[str, frozenset[str]] = {
     "scenario.legacy.calls": LEGACY_PATH_CALLS,
 }
 _NOTHING: frozenset[str] = frozenset()
+_CALL_COUNTS_OF = {
+    "io_uring.setup.calls": frozenset({"io_uring_setup"}),
+    "io_uring.setup.failed": frozenset({"io_uring_setup"}),
+    "io_uring.enter.calls": frozenset({"io_uring_setup", "io_uring_enter"}),
+    "io_uring.enter.wait_only": frozenset({"io_uring_setup", "io_uring_enter"}),
+}
 
 
 # A scenario metric ties a relative path to a root through the calling task's cwd:
@@ -1079,7 +1085,9 @@ def _syscalls_needed(metric: str, unexpected: Unexpected | None) -> frozenset[st
                                                    "scenario.symlinks"):  # fmt: skip
         return _NOTHING
     if head == "io_uring":
-        return _RING_CALLS
+        # Counts of every call need no ring bookkeeping; io_uring_setup says whether
+        # io_uring was blocked, which makes every io_uring figure unmeasured.
+        return _CALL_COUNTS_OF.get(metric, _RING_CALLS)
     if metric == "unexpected.calls":
         u = unexpected or Unexpected()
         return u.scenario | u.anywhere | DIRECT_IO | IO_URING_CALLS
