@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_gate.metrics import syscall_table
+from ci_gate.metrics import registry, syscall_table
 from ci_gate.metrics.pathcalls import (
     CLASSES,
     DIRFD_RELATIVE,
@@ -174,6 +174,8 @@ class Collector:
         self.sqes = 0
         self.hist: Counter[int] = Counter()
         self.classes: dict[str, dict[str, int]] = {}
+        # Path calls whose path strace printed as a pointer (-e raw=...), by syscall.
+        self.paths_unshown: Counter[str] = Counter()
         self.exits: list[ProcessExit] = []
         self.signals: Counter[str] = Counter()
         self.anywhere_hits: Counter[str] = Counter()
@@ -329,6 +331,8 @@ class Collector:
                     resolved.append(self._fd_path(c.pid, dirfd) if dirfd is not None else None)
                 continue
             path = args[path_i] if path_i < nargs else None
+            if path is not None and path.startswith("0x") and need_paths:
+                self.paths_unshown[c.name] += 1
             cls = classify_pair(dirfd, path)
             classes.append(cls)
             if need_paths:
@@ -628,6 +632,28 @@ class Collector:
 
     # -- results ------------------------------------------------------------------------------
 
+    def _paths_unshown(
+        self, v: dict[str, float], unmeasured: dict[str, str], scope_missing: dict[str, str]
+    ) -> None:
+        """Paths printed as pointers tie no call to a file, nor say how it named one."""
+        names = ", ".join(f"{n} ({k})" for n, k in sorted(self.paths_unshown.items()))
+        why = (
+            f"strace printed pointers instead of paths for {names} (traced with -e raw=...): "
+            "calls cannot be tied to the scenario's files; trace without -e raw"
+        )
+        scope_missing[registry.SCENARIO] = why
+        for key in list(v):
+            spec = registry.lookup(key)
+            if spec is not None and spec.scope == registry.SCENARIO:
+                del v[key]
+        for name in self.paths_unshown:
+            for cls in CLASSES:
+                v.pop(f"{name}.{cls}", None)
+                unmeasured[f"{name}.{cls}"] = why
+        for cls in CLASSES:
+            v.pop(f"pathcalls.{cls}", None)
+            unmeasured[f"pathcalls.{cls}"] = why
+
     def result(self, stats: ParseStats) -> Measurement:
         v: dict[str, float] = {}
         unmeasured: dict[str, str] = {}
@@ -664,6 +690,8 @@ class Collector:
             scope_missing["fixture"] = scope_missing["scenario"]
         else:
             self._scenario_result(v, scope_missing)
+            if self.paths_unshown:
+                self._paths_unshown(v, unmeasured, scope_missing)
 
         unexpected_rows = self._unexpected_rows()
         v["unexpected.calls"] = sum(r["calls"] for r in unexpected_rows)
