@@ -167,7 +167,7 @@ def _read(path: Path, shown: str, ctx: _Ctx) -> Located | None:
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         ctx.add(shown, (), "the policy is not UTF-8 text", line_col=(line, col))
         return None
-    doc, errors = load(text, shown)
+    doc, errors = load(text, shown, _schema_at)
     ctx.diags.extend(errors)
     if doc.value is None:
         return None
