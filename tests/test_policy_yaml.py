@@ -100,7 +100,8 @@ def test_base60_numbers_are_refused(tmp_path: Path, text: str, value: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("text", "value", "decimal"), [("010", "8", "10"), ("0755", "493", "755"), ("-010", "-8", "-10")]
+    ("text", "value", "decimal"),
+    [("010", "8", "10"), ("0755", "493", "755"), ("-010", "-8", "-10")],
 )
 def test_octal_looking_numbers_are_refused(
     tmp_path: Path, text: str, value: str, decimal: str
@@ -198,8 +199,7 @@ def test_trap_hints_for_numbers_and_booleans_in_rules(tmp_path: Path) -> None:
         "('2024-01-31') if you meant the text",
         "4:79: error: rules.s.max_spread: '-010' is read by YAML 1.1 as the octal number -8; "
         "expected a number of at least 0",
-        "5:43: error: rules.t.fail.max: '2024-01-31' is read by YAML as a date; "
-        "expected a number",
+        "5:43: error: rules.t.fail.max: '2024-01-31' is read by YAML as a date; expected a number",
     ]
 
 

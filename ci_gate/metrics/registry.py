@@ -12,6 +12,7 @@ every syscall name, `<call>.path_based` for every path-taking call.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 
@@ -85,6 +86,16 @@ class MetricSpec:
     noisy: bool = False  # depends on thread scheduling: expect run-to-run spread
     zero_when_absent: bool = False  # a complete trace without the event means 0
     section: str = "general"
+    # The values the metric can take: every metric is a count, an average of counts or a
+    # score, so none is negative. Policy bounds outside this range are refused or flagged.
+    minimum: float = 0.0
+    maximum: float = math.inf
+
+    def value_range(self, per_file: bool = False) -> tuple[float, float]:
+        """The lowest and highest value a rule can see (per file: divided by files >= 1)."""
+        if per_file:
+            return min(self.minimum, 0.0), max(self.maximum, 0.0)
+        return self.minimum, self.maximum
 
 
 def _specs() -> list[MetricSpec]:
@@ -580,6 +591,7 @@ def _specs() -> list[MetricSpec]:
             POLICY,
             "100 minus the `deduct` points of every failing rule that has one.",
             section="policy",
+            maximum=100.0,
         )
     )
     return s
