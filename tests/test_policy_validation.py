@@ -406,7 +406,12 @@ def test_unknown_metric_without_a_close_name(tmp_path: Path) -> None:
     ("metric", "meant"),
     [("io_uring.batch.avgg", "io_uring.batch.avg"),
      ("syscall.statxx.calls", "syscall.statx.calls"),
-     ("scenario.statx.path_base", "scenario.statx.path_based")],
+     ("scenario.statx.path_base", "scenario.statx.path_based"),
+     # A typo outside the syscall name: the family is still matched against the syscall table.
+     ("syscall.statx.call", "syscall.statx.calls"),
+     ("syscal.statx.calls", "syscall.statx.calls"),
+     ("scenario.syscall.statx.call", "scenario.syscall.statx.calls"),
+     ("syscall.opne.errors", "syscall.open.errors")],
 )  # fmt: skip
 def test_unknown_metric_suggests_the_close_one_first(
     tmp_path: Path, metric: str, meant: str
@@ -415,6 +420,15 @@ def test_unknown_metric_suggests_the_close_one_first(
     head = f"4:13: error: rules.r.metric: unknown metric '{metric}'; did you mean '{meant}'"
     assert msg.startswith(head), msg
     assert msg.endswith("? (all metrics: docs/metrics.md)"), msg
+
+
+@pytest.mark.parametrize("metric", ["syscall.statx.call", "syscal.statx.calls"])
+def test_a_typo_around_a_syscall_name_suggests_that_syscall(tmp_path: Path, metric: str) -> None:
+    assert problems(tmp_path, rule(metric, "fail: {max: 1}")) == [
+        f"4:13: error: rules.r.metric: unknown metric '{metric}'; did you mean "
+        "'syscall.statx.calls', 'syscall.futex.calls', 'syscall.statx.errors'? "
+        "(all metrics: docs/metrics.md)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -650,13 +650,33 @@ def _candidates() -> list[str]:
 
 
 def suggest(name: str, limit: int = 3) -> list[str]:
-    """Close metric names, for "did you mean" in policy errors."""
-    pool = _candidates()
-    m = re.match(r"(scenario\.)?syscall\.([^.]+)\.(calls|errors)\Z", name)
-    if m is not None:
-        close = difflib.get_close_matches(m.group(2), list(syscall_table.CATEGORY), n=limit)
-        return [f"{m.group(1) or ''}syscall.{c}.{m.group(3)}" for c in close]
-    return difflib.get_close_matches(name, pool, n=limit, cutoff=0.6)
+    """Close metric names, for "did you mean" in policy errors.
+
+    `<name>` families hold every syscall, too many to list, so they are matched part by
+    part: the part where the family has `<name>` is compared with the syscall table, and the
+    concrete names that gives join the other candidates, all ranked by closeness to `name`.
+    """
+    cutoff = 0.6
+    found = set(difflib.get_close_matches(name, _candidates(), n=limit, cutoff=cutoff))
+    parts = name.split(".")
+    for fam in _FAMILIES:
+        template = fam.name.split(".")
+        if "<name>" not in template or len(template) != len(parts):
+            continue
+        i = template.index("<name>")
+        word = parts[i]
+        close = (
+            [word]
+            if syscall_table.is_known(word)
+            else difflib.get_close_matches(word, list(syscall_table.CATEGORY), n=limit)
+        )
+        found.update(fam.name.replace("<name>", c) for c in close)
+
+    def closeness(candidate: str) -> float:
+        return difflib.SequenceMatcher(None, name, candidate).ratio()
+
+    ranked = sorted(found, key=lambda c: (-closeness(c), c))
+    return [c for c in ranked if closeness(c) >= cutoff][:limit]
 
 
 def concrete_examples() -> dict[str, list[str]]:
