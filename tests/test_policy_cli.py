@@ -103,6 +103,31 @@ def test_no_enforced_rule_is_valid_with_a_warning(tmp_path: Path) -> None:
                         rf"builtin:minimal; digest {DIGEST}\)\n", proc.stdout)  # fmt: skip
 
 
+@pytest.mark.parametrize("change", ["{}", "5"])
+def test_a_wrong_change_limit_exits_2_not_3(tmp_path: Path, change: str) -> None:
+    text = "version: 1\nrules:\n"
+    limit = f"{{fail: {{max_increase: {change}}}}}"
+    text += f"  b: {{metric: syscall.statx.calls, baseline: {limit}}}\n"
+    path = write(tmp_path / "p.yml", text)
+    proc = gate("validate-policy", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"{path}:3:68: error: rules.b.baseline.fail.max_increase: "), (
+        proc.stderr
+    )
+    assert "internal error" not in proc.stderr and "write pct and/or abs" in proc.stderr
+
+
+def test_a_limit_that_can_never_trip_is_a_warning_and_exits_0(tmp_path: Path) -> None:
+    text = "version: 1\nrules:\n  b: {metric: io_uring.batch.avg, fail: {min: -3}}\n"
+    path = write(tmp_path / "p.yml", text)
+    proc = gate("validate-policy", str(path))
+    assert proc.returncode == 0
+    assert proc.stderr == (
+        f"{path}:3:47: warning: rules.b.fail.min: fail.min -3 can never trip: "
+        "io_uring.batch.avg is never below 0\n"
+    )
+
+
 def test_hostile_policies_are_refused_quickly(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     obj = write(tmp_path / "obj.yml", "version: 1\nrules:\n  r:\n    metric: syscalls.total\n"

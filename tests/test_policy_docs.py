@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ci_gate.metrics import registry
 from ci_gate.policy.load import load_policy
 from ci_gate.policy.model import fmt_number
 from helpers import REPO
@@ -67,3 +68,10 @@ def test_preset_tables_match_the_presets(name: str) -> None:
         assert bounds.strip() == _bounds(raw), rid
         if has_deduct:
             assert deduct.strip() == (fmt_number(raw["deduct"]) if "deduct" in raw else ""), rid
+
+
+def test_the_unknown_metric_example_shows_what_the_gate_suggests() -> None:
+    examples = re.findall(r"unknown metric '([^']+)'; did you mean ([^?]+)\?", DOC)
+    assert examples
+    for metric, said in examples:
+        assert said == ", ".join(repr(c) for c in registry.suggest(metric)), metric

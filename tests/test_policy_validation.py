@@ -406,7 +406,12 @@ def test_unknown_metric_without_a_close_name(tmp_path: Path) -> None:
     ("metric", "meant"),
     [("io_uring.batch.avgg", "io_uring.batch.avg"),
      ("syscall.statxx.calls", "syscall.statx.calls"),
-     ("scenario.statx.path_base", "scenario.statx.path_based")],
+     ("scenario.statx.path_base", "scenario.statx.path_based"),
+     # A typo outside the syscall name: the family is still matched against the syscall table.
+     ("syscall.statx.call", "syscall.statx.calls"),
+     ("syscal.statx.calls", "syscall.statx.calls"),
+     ("scenario.syscall.statx.call", "scenario.syscall.statx.calls"),
+     ("syscall.opne.errors", "syscall.open.errors")],
 )  # fmt: skip
 def test_unknown_metric_suggests_the_close_one_first(
     tmp_path: Path, metric: str, meant: str
@@ -415,6 +420,15 @@ def test_unknown_metric_suggests_the_close_one_first(
     head = f"4:13: error: rules.r.metric: unknown metric '{metric}'; did you mean '{meant}'"
     assert msg.startswith(head), msg
     assert msg.endswith("? (all metrics: docs/metrics.md)"), msg
+
+
+@pytest.mark.parametrize("metric", ["syscall.statx.call", "syscal.statx.calls"])
+def test_a_typo_around_a_syscall_name_suggests_that_syscall(tmp_path: Path, metric: str) -> None:
+    assert problems(tmp_path, rule(metric, "fail: {max: 1}")) == [
+        f"4:13: error: rules.r.metric: unknown metric '{metric}'; did you mean "
+        "'syscall.statx.calls', 'syscall.futex.calls', 'syscall.statx.errors'? "
+        "(all metrics: docs/metrics.md)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -634,3 +648,149 @@ def test_errors_inside_a_rule_with_an_invalid_id_are_all_reported(tmp_path: Path
         "3:26: error: rules.-r.fail.maxx: unknown key 'maxx'; did you mean 'max'? valid keys: "
         "eq, max, min",
     ]
+
+
+# -- baseline bounds written wrong ----------------------------------------------------------------
+
+CHANGE_EXAMPLE = (
+    "{pct: 15}, {abs: 1} or {pct: 15, abs: 1} (pct: percent of the base; abs: in the metric's unit)"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("{}", f"an empty mapping sets no limit; write pct and/or abs, e.g. {CHANGE_EXAMPLE}"),
+        (
+            "5",
+            "expected a mapping, got the integer 5; write pct and/or abs, e.g. {pct: 5} "
+            "(percent of the base) or {abs: 5} (in the metric's unit)",
+        ),
+        (
+            "x",
+            f"expected a mapping, got the string 'x'; write pct and/or abs, e.g. {CHANGE_EXAMPLE}",
+        ),
+    ],
+)
+def test_a_change_limit_written_wrong_is_an_error_not_a_crash(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    # The schema marks the value invalid; the semantic pass must not read it as a mapping.
+    text = "version: 1\nrules:\n"
+    limit = f"{{fail: {{max_increase: {change}}}}}"
+    text += f"  b: {{metric: syscall.statx.calls, baseline: {limit}}}\n"
+    assert problems(tmp_path, text) == [
+        f"3:68: error: rules.b.baseline.fail.max_increase: {message}"
+    ]
+
+
+def test_every_level_of_a_baseline_bound_says_what_it_takes(tmp_path: Path) -> None:
+    text = (
+        rule(
+            "syscall.statx.calls",
+            "baseline:",
+            "  warn: {}",
+            "  fail: 3",
+        )
+        + "  s: {metric: syscalls.total, baseline: {}}\n"
+    )
+    text += "  t: {metric: syscalls.total, baseline: {fail: {max_decrease: {pct: yes}}}}\n"
+    assert problems(tmp_path, text) == [
+        "6:13: error: rules.r.baseline.warn: an empty mapping sets no limit; write max_increase "
+        "and/or max_decrease, e.g. {max_increase: {pct: 15}} or {max_decrease: {abs: 1}}",
+        "7:13: error: rules.r.baseline.fail: expected a mapping, got the integer 3; write "
+        "max_increase and/or max_decrease, e.g. {max_increase: {pct: 15}} or "
+        "{max_decrease: {abs: 1}}",
+        "8:41: error: rules.s.baseline: an empty mapping sets no limit; write warn and/or fail, "
+        "e.g. {fail: {max_increase: {pct: 15}}}",
+        "9:69: error: rules.t.baseline.fail.max_decrease.pct: 'yes' is read by YAML 1.1 as the "
+        "boolean true; expected a number",
+    ]
+
+
+# -- bounds against the values a metric can take --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metric", "lines", "message"),
+    [
+        (
+            "syscall.statx.calls",
+            ("fail: {max: -1}",),
+            "5:17: error: rules.r.fail.max: fail.max -1 is below every value "
+            "syscall.statx.calls can take (it is 0 or more): every value fails",
+        ),
+        (
+            "security.score",
+            ("warn: {min: 150}",),
+            "5:17: error: rules.r.warn.min: warn.min 150 is above every value security.score "
+            "can take (it is 0 to 100): every value warns",
+        ),
+        (
+            "security.score",
+            ("fail: {eq: 101}",),
+            "5:16: error: rules.r.fail.eq: fail.eq 101 is a value security.score never takes "
+            "(it is 0 to 100): every value fails",
+        ),
+        (
+            "scenario.syscall.statx.calls",
+            ("per: file", "fail: {max: -0.5}"),
+            "6:17: error: rules.r.fail.max: fail.max -0.5 is below every value "
+            "scenario.syscall.statx.calls per file can take (it is 0 or more): every value fails",
+        ),
+        (
+            # warn.min -1 looks like a warning below -1; counts are never below 0.
+            "syscall.statx.calls",
+            ("warn: {min: -1}", "fail: {max: 5}"),
+            "5:11: error: rules.r.warn: the warning can never show: every value outside the warn "
+            "bounds is already outside the fail bounds",
+        ),
+    ],
+)
+def test_a_bound_no_possible_value_passes_is_an_error(
+    tmp_path: Path, metric: str, lines: tuple[str, ...], message: str
+) -> None:
+    assert problems(tmp_path, rule(metric, *lines)) == [message]
+
+
+@pytest.mark.parametrize(
+    ("metric", "lines", "message"),
+    [
+        (
+            "io_uring.batch.avg",
+            ("fail: {min: -3}",),
+            "5:17: warning: rules.r.fail.min: fail.min -3 can never trip: io_uring.batch.avg is "
+            "never below 0",
+        ),
+        (
+            "syscall.statx.calls",
+            ("warn: {min: 0, max: 10}",),
+            "5:17: warning: rules.r.warn.min: warn.min 0 can never trip: syscall.statx.calls is "
+            "never below 0",
+        ),
+        (
+            "security.score",
+            ("warn: {max: 100, min: 80}",),
+            "5:17: warning: rules.r.warn.max: warn.max 100 can never trip: security.score is "
+            "never above 100",
+        ),
+        (
+            "scenario.syscall.statx.calls",
+            ("per: file", "fail: {min: 0}"),
+            "6:17: warning: rules.r.fail.min: fail.min 0 can never trip: "
+            "scenario.syscall.statx.calls per file is never below 0",
+        ),
+    ],
+)
+def test_a_limit_no_possible_value_trips_is_a_warning(
+    tmp_path: Path, metric: str, lines: tuple[str, ...], message: str
+) -> None:
+    path = write(tmp_path, rule(metric, *lines))
+    policy = load_policy(path)
+    assert [str(w) for w in policy.warnings] == [f"{path}:{message}"]
+
+
+def test_bounds_inside_the_range_give_no_warning(tmp_path: Path) -> None:
+    text = rule("security.score", "warn: {min: 80, max: 99.5}", "fail: {min: 1}")
+    text += "  z: {metric: syscall.statx.calls, fail: {min: 0.5, eq: 1}}\n"
+    assert load_policy(write(tmp_path, text)).warnings == ()

@@ -55,7 +55,7 @@ def test_yaml11_boolean_elsewhere_says_how_to_write_it(tmp_path: Path) -> None:
     text = "version: 1\nscenario:\n  command: cp {src} {dst}\n  fixture:\n    symlinks: yes\n"
     assert problems(tmp_path, text) == [
         "5:15: error: scenario.fixture.symlinks: 'yes' is read by YAML 1.1 as the boolean "
-        "true; write true, or quote it ('yes') if you meant the word"
+        "true; write true"
     ]
 
 
@@ -91,17 +91,115 @@ def test_base60_numbers_are_refused(tmp_path: Path, text: str, value: str) -> No
     policy = f"version: 1\nscenario:\n  command: cp {{src}} {{dst}}\n  timeout: {text}\n"
     assert problems(tmp_path, policy) == [
         f"4:12: error: scenario.timeout: '{text}' is read by YAML 1.1 as the base-60 number "
-        f"{value}; write a duration such as 90s, or quote it"
+        f"{value}; write {value}s (a number with a unit: s, m, h or ms)"
     ]
+    # The hint leads to a valid policy (quoting '1:30' would not: it is no duration).
+    path = tmp_path / "fixed.yml"
+    path.write_text(policy.replace(text, f"{value}s"), encoding="utf-8")
+    assert load_policy(path).scenario.timeout == float(value)  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(("text", "value"), [("010", "8"), ("0755", "493"), ("-010", "-8")])
-def test_octal_looking_numbers_are_refused(tmp_path: Path, text: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "value", "decimal"),
+    [("010", "8", "10"), ("0755", "493", "755"), ("-010", "-8", "-10")],
+)
+def test_octal_looking_numbers_are_refused(
+    tmp_path: Path, text: str, value: str, decimal: str
+) -> None:
     policy = f"version: 1\nrules:\n  r:\n    metric: syscalls.total\n    fail: {{max: {text}}}\n"
     # `    fail: {max: ` is 16 characters: the number starts at column 17.
     assert problems(tmp_path, policy) == [
         f"5:17: error: rules.r.fail.max: '{text}' is read by YAML 1.1 as the octal number "
-        f"{value}; drop the leading zero, or quote it"
+        f"{value}; write {decimal} (or {value} if you meant octal)"
+    ]
+
+
+# Each trap's hint depends on what the key takes, and following it gives a valid policy.
+SCENARIO_HEAD = "version: 1\nscenario:\n  command: cp {src} {dst}\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "message", "fixed"),
+    [
+        (
+            "  id: yes",
+            "4:7: error: scenario.id: 'yes' is read by YAML 1.1 as the boolean true; "
+            "quote it ('yes') to keep the word",
+            "  id: 'yes'",
+        ),
+        (
+            "  verify: off",
+            "4:11: error: scenario.verify: 'off' is read by YAML 1.1 as the boolean false, "
+            "not one of the words `verify` takes; write tree-equal or none",
+            "  verify: none",
+        ),
+        (
+            "  tracing: off",
+            "4:12: error: scenario.tracing: 'off' is read by YAML 1.1 as the boolean false, "
+            "not one of the words `tracing` takes; write full or policy",
+            "  tracing: policy",
+        ),
+        (
+            "  env: {X: 0755}",
+            "4:12: error: scenario.env.X: '0755' is read by YAML 1.1 as the octal number 493; "
+            "quote it ('0755') to keep it as written",
+            "  env: {X: '0755'}",
+        ),
+        (
+            "  env: {X: 1:30}",
+            "4:12: error: scenario.env.X: '1:30' is read by YAML 1.1 as the base-60 number 90; "
+            "quote it ('1:30') to keep the text",
+            "  env: {X: '1:30'}",
+        ),
+        (
+            "  build_timeout: 010",
+            "4:18: error: scenario.build_timeout: '010' is read by YAML 1.1 as the octal number "
+            "8; write 10 (or 8 if you meant octal)",
+            "  build_timeout: 10",
+        ),
+        (
+            "  repeats: 070",
+            # 70 is above the maximum of 50: only the octal reading is a valid value.
+            "4:12: error: scenario.repeats: '070' is read by YAML 1.1 as the octal number 56; "
+            "expected a number from 1 to 50",
+            "  repeats: 5",
+        ),
+        (
+            "  fixture: {dirs: 0100}",
+            "4:19: error: scenario.fixture.dirs: '0100' is read by YAML 1.1 as the octal number "
+            "64; write 64 if you meant octal",
+            "  fixture: {dirs: 64}",
+        ),
+    ],
+)
+def test_trap_hints_depend_on_what_the_key_takes(
+    tmp_path: Path, line: str, message: str, fixed: str
+) -> None:
+    assert problems(tmp_path, SCENARIO_HEAD + line + "\n") == [message]
+    path = tmp_path / "fixed.yml"
+    path.write_text(SCENARIO_HEAD + fixed + "\n" + "rules:\n" + RULE, encoding="utf-8")
+    load_policy(path)
+
+
+def test_trap_hints_for_numbers_and_booleans_in_rules(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nrules:\n"
+        "  r: {metric: syscalls.total, fail: {max: 1:30, min: yes}, deduct: 0150}\n"
+        "  s: {metric: syscalls.total, fail: {max: 1}, reason: 2024-01-31, max_spread: -010}\n"
+        "  t: {metric: syscalls.total, fail: {max: 2024-01-31}}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "3:43: error: rules.r.fail.max: '1:30' is read by YAML 1.1 as the base-60 number 90; "
+        "write 90 if that is the number you meant",
+        "3:54: error: rules.r.fail.min: 'yes' is read by YAML 1.1 as the boolean true; "
+        "expected a number",
+        "3:68: error: rules.r.deduct: '0150' is read by YAML 1.1 as the octal number 104; "
+        "expected a number from 0 to 100",
+        "4:55: error: rules.s.reason: '2024-01-31' is read by YAML as a date; quote it "
+        "('2024-01-31') if you meant the text",
+        "4:79: error: rules.s.max_spread: '-010' is read by YAML 1.1 as the octal number -8; "
+        "expected a number of at least 0",
+        "5:43: error: rules.t.fail.max: '2024-01-31' is read by YAML as a date; expected a number",
     ]
 
 

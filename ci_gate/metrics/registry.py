@@ -12,6 +12,7 @@ every syscall name, `<call>.path_based` for every path-taking call.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 
@@ -85,6 +86,16 @@ class MetricSpec:
     noisy: bool = False  # depends on thread scheduling: expect run-to-run spread
     zero_when_absent: bool = False  # a complete trace without the event means 0
     section: str = "general"
+    # The values the metric can take: every metric is a count, an average of counts or a
+    # score, so none is negative. Policy bounds outside this range are refused or flagged.
+    minimum: float = 0.0
+    maximum: float = math.inf
+
+    def value_range(self, per_file: bool = False) -> tuple[float, float]:
+        """The lowest and highest value a rule can see (per file: divided by files >= 1)."""
+        if per_file:
+            return min(self.minimum, 0.0), max(self.maximum, 0.0)
+        return self.minimum, self.maximum
 
 
 def _specs() -> list[MetricSpec]:
@@ -580,6 +591,7 @@ def _specs() -> list[MetricSpec]:
             POLICY,
             "100 minus the `deduct` points of every failing rule that has one.",
             section="policy",
+            maximum=100.0,
         )
     )
     return s
@@ -638,13 +650,33 @@ def _candidates() -> list[str]:
 
 
 def suggest(name: str, limit: int = 3) -> list[str]:
-    """Close metric names, for "did you mean" in policy errors."""
-    pool = _candidates()
-    m = re.match(r"(scenario\.)?syscall\.([^.]+)\.(calls|errors)\Z", name)
-    if m is not None:
-        close = difflib.get_close_matches(m.group(2), list(syscall_table.CATEGORY), n=limit)
-        return [f"{m.group(1) or ''}syscall.{c}.{m.group(3)}" for c in close]
-    return difflib.get_close_matches(name, pool, n=limit, cutoff=0.6)
+    """Close metric names, for "did you mean" in policy errors.
+
+    `<name>` families hold every syscall, too many to list, so they are matched part by
+    part: the part where the family has `<name>` is compared with the syscall table, and the
+    concrete names that gives join the other candidates, all ranked by closeness to `name`.
+    """
+    cutoff = 0.6
+    found = set(difflib.get_close_matches(name, _candidates(), n=limit, cutoff=cutoff))
+    parts = name.split(".")
+    for fam in _FAMILIES:
+        template = fam.name.split(".")
+        if "<name>" not in template or len(template) != len(parts):
+            continue
+        i = template.index("<name>")
+        word = parts[i]
+        close = (
+            [word]
+            if syscall_table.is_known(word)
+            else difflib.get_close_matches(word, list(syscall_table.CATEGORY), n=limit)
+        )
+        found.update(fam.name.replace("<name>", c) for c in close)
+
+    def closeness(candidate: str) -> float:
+        return difflib.SequenceMatcher(None, name, candidate).ratio()
+
+    ranked = sorted(found, key=lambda c: (-closeness(c), c))
+    return [c for c in ranked if closeness(c) >= cutoff][:limit]
 
 
 def concrete_examples() -> dict[str, list[str]]:

@@ -115,6 +115,7 @@ class _Doc:
 @dataclass
 class _Ctx:
     diags: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)  # shown only if the policy is valid
     order: dict[str, int] = field(default_factory=dict)  # file -> when it was first read
     files_read: int = 0
     incomplete: bool = False  # some extended file could not be read: its rules are unknown
@@ -130,12 +131,14 @@ class _Ctx:
         *,
         key: bool = False,
         line_col: tuple[int, int] | None = None,
+        severity: str = "error",
     ) -> None:
         if isinstance(doc, str):
             file, (line, col) = doc, line_col or (1, 1)
         else:
             file, (line, col) = doc.file, line_col or doc.where(path, key=key)
-        self.diags.append(Diagnostic(file, line, col, dotted(path), message))
+        d = Diagnostic(file, line, col, dotted(path), message, severity=severity)
+        (self.diags if severity == "error" else self.warnings).append(d)
 
     def sorted(self) -> list[Diagnostic]:
         """File by file in reading order, then by position; each problem once."""
@@ -167,7 +170,7 @@ def _read(path: Path, shown: str, ctx: _Ctx) -> Located | None:
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         ctx.add(shown, (), "the policy is not UTF-8 text", line_col=(line, col))
         return None
-    doc, errors = load(text, shown)
+    doc, errors = load(text, shown, _schema_at)
     ctx.diags.extend(errors)
     if doc.value is None:
         return None
@@ -344,10 +347,36 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:].rstrip(".")
 
 
+# Mappings of limits (keys from properties, in the schema's order): what to write instead.
+_PCT_ABS = (
+    "{pct: 15}, {abs: 1} or {pct: 15, abs: 1} (pct: percent of the base; abs: in the metric's unit)"
+)
+_MAPPING_EXAMPLES = {
+    ("pct", "abs"): _PCT_ABS,
+    ("max_increase", "max_decrease"): "{max_increase: {pct: 15}} or {max_decrease: {abs: 1}}",
+    ("warn", "fail"): "{fail: {max_increase: {pct: 15}}}",
+}
+
+
+def _mapping_hint(path: Path_, value: Any) -> str | None:
+    """For a limit mapping written wrong: which keys it takes and an example to write."""
+    keys = tuple(_schema_at(path).get("properties", {}))
+    example = _MAPPING_EXAMPLES.get(keys)
+    if example is None:
+        return None
+    if keys == ("pct", "abs") and isinstance(value, int | float) and not isinstance(value, bool):
+        v = fmt_number(float(value))
+        example = f"{{pct: {v}}} (percent of the base) or {{abs: {v}}} (in the metric's unit)"
+    return f"write {' and/or '.join(keys)}, e.g. {example}"
+
+
 def _explain(err: jsonschema.ValidationError, path: Path_) -> str:
     v, value = err.validator, cast(Any, err.instance)
     if v == "type":
         msg = f"expected {_article(err.validator_value)}, got {describe(value)}"
+        hint = _mapping_hint(path, value) if err.validator_value == "object" else None
+        if hint is not None:
+            return f"{msg}; {hint}"
         if isinstance(value, str) and err.validator_value in ("number", "integer"):
             try:
                 float(value)
@@ -378,6 +407,9 @@ def _explain(err: jsonschema.ValidationError, path: Path_) -> str:
         ]
         return f"{fmt_number(float(value))} is out of range: must be {op} {err.validator_value}"
     if v == "minProperties":
+        hint = _mapping_hint(path, value)
+        if hint is not None:
+            return f"an empty mapping sets no limit; {hint}"
         return "a bound needs at least one of min, max, eq"
     if v == "minLength":
         return "must not be empty"
@@ -561,13 +593,26 @@ class _Where:
         """Of paths whose values conflict, the one written last: the file that can fix it."""
         return max(paths, key=lambda p: self.rank[id(self.doc(p))])
 
-    def __call__(self, path: Path_, message: str, *, key: bool = False) -> None:
-        self.ctx.add(self.doc(path).located, path, message, key=key)
+    def __call__(
+        self, path: Path_, message: str, *, key: bool = False, severity: str = "error"
+    ) -> None:
+        self.ctx.add(self.doc(path).located, path, message, key=key, severity=severity)
 
 
 def _ok(raw: dict[str, Any], key: str) -> bool:
     """The key is present and was not already reported as wrong."""
     return key in raw and raw[key] is not INVALID
+
+
+def _has_invalid(value: Any) -> bool:
+    """Some value at any depth was already reported as wrong."""
+    if value is INVALID:
+        return True
+    if isinstance(value, dict):
+        return any(_has_invalid(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_invalid(v) for v in value)
+    return False
 
 
 def _bound(raw: Any) -> Bound | None:
@@ -645,6 +690,8 @@ def _check_rule(
                 (*base, name),
                 f"{name} has {' and '.join(f'{k} {n(getattr(b, k))}' for k in keys)}: {what}",
             )
+    if spec is not None:
+        _check_range(base, metric, spec, raw.get("per") == "file", warn, fail, at)
     if warn is not None and fail is not None:
         wp, fp = (*base, "warn"), (*base, "fail")
         if warn.min is not None and fail.min is not None and warn.min <= fail.min:
@@ -663,6 +710,10 @@ def _check_rule(
             )
         elif len(ctx.diags) == problems_before:
             (flow, fhigh), (wlow, whigh) = _allowed(fail), _allowed(warn)
+            if spec is not None:  # only values the metric can take matter
+                low, high = spec.value_range(raw.get("per") == "file")
+                flow, wlow = max(flow, low), max(wlow, low)
+                fhigh, whigh = min(fhigh, high), min(whigh, high)
             if max(flow, wlow) > min(fhigh, whigh):
                 at(
                     at.latest(wp, fp),
@@ -683,8 +734,8 @@ def _check_rule(
             )
         if metric == "security.score":
             at((*base, "deduct"), "a rule on security.score cannot deduct from it")
-    if len(ctx.diags) > problems_before or any(v is INVALID for v in raw.values()):
-        return None
+    if len(ctx.diags) > problems_before or _has_invalid(raw):
+        return None  # nested values too: `baseline.fail.max_increase` may have been refused
     doc = at.doc(base)
     line, col = doc.located.where(base, key=True)
     return Rule(
@@ -702,6 +753,60 @@ def _check_rule(
         baseline=BaselineRule.from_raw(raw.get("baseline")),
         max_spread=raw.get("max_spread"),
     )
+
+
+def _check_range(
+    base: Path_,
+    metric: str,
+    spec: registry.MetricSpec,
+    per_file: bool,
+    warn: Bound | None,
+    fail: Bound | None,
+    at: _Where,
+) -> None:
+    """Bounds against the values the metric can take: a bound no possible value passes is an
+    error (like one whose min is above its max); a limit no possible value trips is a warning."""
+    low, high = spec.value_range(per_file)
+    n = fmt_number
+    what = f"{metric} per file" if per_file else metric
+    span = f"{n(low)} or more" if high == float("inf") else f"{n(low)} to {n(high)}"
+    for name, b in (("warn", warn), ("fail", fail)):
+        if b is None:
+            continue
+        blow, bhigh = _allowed(b)
+        if blow > bhigh:
+            continue  # every value trips it whatever the metric: reported already
+        every = "every value fails" if name == "fail" else "every value warns"
+        if b.eq is not None and not low <= b.eq <= high:
+            at(
+                (*base, name, "eq"),
+                f"{name}.eq {n(b.eq)} is a value {what} never takes (it is {span}): {every}",
+            )
+        elif b.max is not None and b.max < low:
+            at(
+                (*base, name, "max"),
+                f"{name}.max {n(b.max)} is below every value {what} can take (it is {span}): "
+                f"{every}",
+            )
+        elif b.min is not None and b.min > high:
+            at(
+                (*base, name, "min"),
+                f"{name}.min {n(b.min)} is above every value {what} can take (it is {span}): "
+                f"{every}",
+            )
+        else:
+            if b.min is not None and b.min <= low:
+                at(
+                    (*base, name, "min"),
+                    f"{name}.min {n(b.min)} can never trip: {what} is never below {n(low)}",
+                    severity="warning",
+                )
+            if b.max is not None and b.max >= high:
+                at(
+                    (*base, name, "max"),
+                    f"{name}.max {n(b.max)} can never trip: {what} is never above {n(high)}",
+                    severity="warning",
+                )
 
 
 def _scenario(raw: dict[str, Any], at: _Where) -> Scenario | None:
@@ -841,7 +946,9 @@ def load_policy(path: str | Path) -> Policy:
     baseline = _baseline(merged.get("baseline"), rules, at)
     if ctx.diags:
         raise PolicyError(ctx.sorted())
-    warnings = []
+    warnings = sorted(
+        dict.fromkeys(ctx.warnings), key=lambda d: (ctx.order.get(d.file, 1 << 30), d.line, d.col)
+    )
     if not any(r.mode == ENFORCE for r in rules):
         top = chain[-1].located
         line, col = top.where(("rules",), key=True) if "rules" in top.value else (1, 1)

@@ -17,6 +17,7 @@ instead of reporting it a second time.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,62 @@ _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
 _OCTAL_LIKE = re.compile(r"^[-+]?0[0-7_]+$")
 _TRUE_WORDS = {"yes", "on", "true"}
 _MODE_WORDS = "enforce, advisory or disabled"
+
+# The JSON Schema of the value expected at a path ({} when unknown): a trap's hint
+# depends on it, so that following the hint never leads to another error.
+SchemaAt = Callable[[Path_], dict[str, Any]]
+
+
+def _kind(sub: dict[str, Any]) -> str:
+    """What a schema accepts, as the traps' hints need it ('' when unknown)."""
+    if "enum" in sub:
+        return "enum"
+    if sub.get("title") in ("duration", "size"):
+        return str(sub["title"])
+    t = sub.get("type")
+    if t == "string":
+        return "string"
+    if t in ("number", "integer"):
+        return "number"
+    if t == "boolean":
+        return "boolean"
+    return ""
+
+
+def _or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _fits(kind: str, sub: dict[str, Any], x: float) -> bool:
+    """Whether the number x is a valid value of the schema (durations > 0, sizes >= 0)."""
+    if kind == "duration":
+        return x > 0
+    if kind == "size":
+        return x >= 0
+    return (
+        sub.get("minimum", x) <= x <= sub.get("maximum", x)
+        and x > sub.get("exclusiveMinimum", x - 1)
+        and (sub.get("type") != "integer" or float(x).is_integer())
+    )
+
+
+def _range(sub: dict[str, Any]) -> str:
+    if "minimum" in sub and "maximum" in sub:
+        return f" from {sub['minimum']} to {sub['maximum']}"
+    if "minimum" in sub:
+        return f" of at least {sub['minimum']}"
+    return ""
+
+
+def _expected(kind: str, sub: dict[str, Any]) -> str:
+    if kind == "enum":
+        return _or([str(w) for w in sub.get("enum", [])] or ["a listed word"])
+    return {
+        "duration": "a duration such as 90s, 5m, 1h or 1500ms",
+        "size": "a size such as 4096, 64KiB or 5MiB",
+        "number": "a number",
+        "boolean": "true or false",
+    }.get(kind, "a string")
 
 
 @dataclass
@@ -103,8 +160,9 @@ class _TooBig(Exception):
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, schema_at: SchemaAt | None = None) -> None:
         self.file = file
+        self.schema_at = schema_at
         self.errors: list[Diagnostic] = []
         self.nodes = 0
         self.doc = Located(None, file)
@@ -195,44 +253,14 @@ class _Builder:
             word = text.lower()
             if word in ("true", "false"):
                 return word == "true"
-            meaning = "true" if word in _TRUE_WORDS else "false"
-            if path and path[-1] == "mode":
-                return self.diag(
-                    node,
-                    path,
-                    f"{text!r} is read by YAML 1.1 as the boolean "
-                    f"{meaning}, not a mode; write {_MODE_WORDS}",
-                )
-            return self.diag(
-                node,
-                path,
-                f"{text!r} is read by YAML 1.1 as the boolean "
-                f"{meaning}; write {meaning}, or quote it ('{text}') if you "
-                "meant the word",
-            )
+            return self.diag(node, path, self._bool_trap(text, path))
         if tag == f"{_T}timestamp":
-            return self.diag(
-                node,
-                path,
-                f"{text!r} is read by YAML as a date; quote it ('{text}') if you meant the text",
-            )
+            return self.diag(node, path, self._date_trap(text, path))
         if tag in (f"{_T}int", f"{_T}float") and _SEXAGESIMAL.match(text):
-            return self.diag(
-                node,
-                path,
-                f"{text!r} is read by YAML 1.1 as the base-60 number "
-                f"{_base60(text)}; write a duration such as 90s, or quote it",
-            )
+            return self.diag(node, path, self._base60_trap(text, path))
         if tag == f"{_T}int":
             if _OCTAL_LIKE.match(text):
-                value = int(text.replace("_", "").lstrip("+-"), 8)
-                value = -value if text.startswith("-") else value
-                return self.diag(
-                    node,
-                    path,
-                    f"{text!r} is read by YAML 1.1 as the octal number "
-                    f"{value}; drop the leading zero, or quote it",
-                )
+                return self.diag(node, path, self._octal_trap(text, path))
             try:
                 return int(text.replace("_", ""), 0)
             except ValueError:
@@ -248,6 +276,73 @@ class _Builder:
         if tag == f"{_T}null":
             return None
         return text
+
+    # -- YAML 1.1 traps: the hint says what to write for the type the key takes ----------
+
+    def _expects(self, path: Path_) -> tuple[str, dict[str, Any]]:
+        sub = self.schema_at(path) if self.schema_at is not None else {}
+        return _kind(sub), sub
+
+    def _bool_trap(self, text: str, path: Path_) -> str:
+        meaning = "true" if text.lower() in _TRUE_WORDS else "false"
+        said = f"{text!r} is read by YAML 1.1 as the boolean {meaning}"
+        kind, sub = self._expects(path)
+        key = path[-1] if path and isinstance(path[-1], str) else None
+        if key == "mode" and kind in ("enum", ""):
+            return f"{said}, not a mode; write {_MODE_WORDS}"
+        if kind == "enum":
+            return f"{said}, not one of the words `{key}` takes; write {_expected(kind, sub)}"
+        if kind == "boolean":
+            return f"{said}; write {meaning}"
+        if kind == "string":
+            return f"{said}; quote it ('{text}') to keep the word"
+        if kind:
+            return f"{said}; expected {_expected(kind, sub)}"
+        return f"{said}; write {meaning}, or quote it ('{text}') if you meant the word"
+
+    def _date_trap(self, text: str, path: Path_) -> str:
+        said = f"{text!r} is read by YAML as a date"
+        kind, sub = self._expects(path)
+        if kind in ("string", ""):
+            return f"{said}; quote it ('{text}') if you meant the text"
+        return f"{said}; expected {_expected(kind, sub)}"
+
+    def _base60_trap(self, text: str, path: Path_) -> str:
+        number = _base60(text)
+        said = f"{text!r} is read by YAML 1.1 as the base-60 number {number}"
+        kind, sub = self._expects(path)
+        if kind == "duration":
+            if float(number) > 0:
+                return f"{said}; write {number}s (a number with a unit: s, m, h or ms)"
+            return f"{said}; a duration must be longer than 0, e.g. 90s"
+        if kind == "string":
+            return f"{said}; quote it ('{text}') to keep the text"
+        if kind == "number" and _fits(kind, sub, float(number)):
+            return f"{said}; write {number} if that is the number you meant"
+        if kind:
+            return f"{said}; expected {_expected(kind, sub)}"
+        return f"{said}; write a duration such as 90s, or quote it"
+
+    def _octal_trap(self, text: str, path: Path_) -> str:
+        value = int(text.replace("_", "").lstrip("+-"), 8)
+        value = -value if text.startswith("-") else value
+        said = f"{text!r} is read by YAML 1.1 as the octal number {value}"
+        kind, sub = self._expects(path)
+        if kind in ("number", "duration", "size"):
+            digits = text.replace("_", "").lstrip("+-").lstrip("0") or "0"
+            decimal = int(f"-{digits}" if text.startswith("-") else digits)
+            fits = [x for x in dict.fromkeys((decimal, value)) if _fits(kind, sub, x)]
+            if not fits:
+                return f"{said}; expected {_expected(kind, sub)}{_range(sub)}"
+            if len(fits) == 2:
+                return f"{said}; write {decimal} (or {value} if you meant octal)"
+            meant = " if you meant octal" if fits[0] == value and value != decimal else ""
+            return f"{said}; write {fits[0]}{meant}"
+        if kind == "string":
+            return f"{said}; quote it ('{text}') to keep it as written"
+        if kind:
+            return f"{said}; expected {_expected(kind, sub)}"
+        return f"{said}; drop the leading zero, or quote it"
 
 
 class _Loader(yaml.SafeLoader):
@@ -294,8 +389,12 @@ def _too_deep(text: str, file: str) -> Diagnostic | None:
     return None
 
 
-def load(text: str, file: str) -> tuple[Located, list[Diagnostic]]:
+def load(
+    text: str, file: str, schema_at: SchemaAt | None = None
+) -> tuple[Located, list[Diagnostic]]:
     """Parse `text`; diagnostics are returned, not raised, so all can be listed.
+
+    `schema_at` gives the schema of the value expected at a path, for the traps' hints.
 
     The document's value is None when nothing usable was read.
     """
@@ -314,7 +413,7 @@ def load(text: str, file: str) -> tuple[Located, list[Diagnostic]]:
             loader.dispose()
     except yaml.YAMLError as exc:
         return Located(None, file), [_yaml_error(exc, file, text)]
-    builder = _Builder(file)
+    builder = _Builder(file, schema_at)
     if node is None:
         return builder.doc, [Diagnostic(file, 1, 1, "", "the policy is empty")]
     try:

@@ -52,6 +52,10 @@ def render() -> str:
         "",
         "**Noisy** metrics depend on thread scheduling; expect run-to-run spread.",
         "",
+        "**Range.** No metric is ever negative; one with an upper limit says so (*0 to 100*). "
+        "A policy bound that no possible value passes is an error, one that no possible value "
+        "trips is a warning.",
+        "",
     ]
     for section, title in _SECTIONS.items():
         specs = [s for s in registry.SPECS if s.section == section]
@@ -64,6 +68,8 @@ def render() -> str:
                 flags.append("per-file")
             if s.noisy:
                 flags.append("noisy")
+            if s.maximum != float("inf"):
+                flags.append(f"{s.minimum:g} to {s.maximum:g}")
             extra = f" *({', '.join(flags)})*" if flags else ""
             text = s.definition.replace("<", "&lt;").replace(">", "&gt;")
             out.append(f"| `{s.name}` | {s.unit} | {_SCOPES[s.scope]} | {text}{extra} |")
