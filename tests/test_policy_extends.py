@@ -136,6 +136,8 @@ def test_extends_outside_the_repository_is_refused(tmp_path: Path) -> None:
     assert len(messages) == 2
     assert all("is outside the repository" in m for m in messages)
     assert messages[0].startswith("'../secret.yml' is outside the repository")
+    # Named whole, whatever directory the gate was started in.
+    assert f"outside the repository ({tmp_path / 'repo'}), which holds the policy" in messages[0]
 
 
 def test_missing_local_file(tmp_path: Path) -> None:
