@@ -476,8 +476,8 @@ def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
         ctx.add(
             doc.located,
             at,
-            f"{ref!r} is outside the repository ({ctx.confine}), which holds the policy: a policy may extend "
-            "presets (builtin:NAME) and files of its own repository only",
+            f"{ref!r} is outside the repository ({ctx.confine}), which holds the policy: "
+            "a policy may extend presets (builtin:NAME) and files of its own repository only",
         )
         return None
     if not target.is_file():
