@@ -257,12 +257,13 @@ def test_generated_traces_read_the_same_both_ways(
 # consult), in every prefix style, split or whole. Most lines are well formed (so that they
 # reach the classification); the odd pieces come in at a lower rate.
 _DIRFDS = ["AT_FDCWD", "AT_FDCWD</w d>", "-100", "3", "3</d>", "4</d/e>", "12</d é>",
-           "5<anon_inode:[io_uring]>"]  # fmt: skip
+           "5<anon_inode:[io_uring]>", "3<\\x2f\\x64>",
+           "AT_FDCWD<\\x2f\\x77\\x20\\x64>"]  # fmt: skip
 _ODD_DIRFDS = ["-100 /* AT_FDCWD */", "7</a\\74b>", "AT_FDCWD<", "AT_FDCWDX", '"x"', "3 ", "\t3",
                "0x3", "3</p<q>>", "3</p<q>", "\tAT_FDCWD", "\u00a0AT_FDCWD", "3\x1c",
                "AT_FDCWD\u00a0", "-1000", "AT_FDCWD</a>x"]  # fmt: skip
 _PATHS = ['"/abs"', '"rel"', '""', "NULL", '"a, b"', '"é/x"', '"x\\"y"', '"/t"...', '"r"...',
-          '"/a) = 3"', '"(x"']  # fmt: skip
+          '"/a) = 3"', '"(x"', '"\\x2f\\x64\\x2f\\x66"', '"\\x72\\x65\\x6c"']  # fmt: skip
 _ODD_PATHS = ["0x7ffd", '"/u" "v"', '"/x\\\\"', '"', "[/x]", '"\\x2f"', "/abs", '"a\x01"',
               '"\\"/x"', 'NULL"', '"/a"é', '\t"/abs"', '\u00a0"/abs"', '\u2003""', ' "/abs"',
               '"/abs"\t', '"/abs"\x0b', "NULLX", '""x', '"/"', "(NULL)"]  # fmt: skip
@@ -271,6 +272,7 @@ _REST = ["O_RDONLY|O_CLOEXEC", "AT_EMPTY_PATH", "0", "{st_mode=S_IFREG|0644, st_
 _ODD_REST = ["0x100 /* AT_SYMLINK_NOFOLLOW */", "O_RDONLY /* 0 */", "a b", "é", "\tO_RDONLY",
              "O_RDONLY)", "(x", "{", "]"]  # fmt: skip
 _RETURNS = ["3</d/f>", "3", "4", "5</x>", "-1 ENOENT (No such file or directory)", "0", "0x1f",
+            "3<\\x2f\\x64\\x2f\\x66>",
             "0 <0.000012>", "3</x> <0.01>", "7 (x)", "3<anon_inode:[io_uring]>",
             "0x1 (flags O_RDWR)", "-1 EAGAIN (Resource temporarily unavailable) <0.1>"]  # fmt: skip
 _ODD_RETURNS = ["3</x> <5.>", "?", "03", "-1 EAGAIN (x) (INJECTED)", "-1 E (x)",

@@ -35,6 +35,7 @@ from ci_gate.trace.args import (
     fd_number,
     flag_value,
     has_flag,
+    is_absolute,
     is_at_fdcwd,
     string_value,
     unescape_path,
@@ -42,9 +43,11 @@ from ci_gate.trace.args import (
 from ci_gate.trace.events import Call, ParseStats, ProcessExit, SignalDelivery
 from ci_gate.trace.parser import Quiet, Selection
 
-# Decorated fd arguments naming a filesystem path: 3</tmp/x>. Paths in
-# decorations have '<' and '>' escaped, so the class below cannot overrun.
-_PATH_DECORATION = re.compile(r"(?:\d|AT_FDCWD)<(/[^<>]*)>")
+# Decorated fd arguments naming a filesystem path: 3</tmp/x>, or under -xx
+# (and -x for a path with a byte that is not printable ASCII) 3<\x2f\x74\x6d...>.
+# Paths in decorations have '<' and '>' escaped (\74 \76, or \x3c \x3e), so
+# the class below cannot overrun.
+_PATH_DECORATION = re.compile(r"(?:\d|AT_FDCWD)<((?:/|\\x2f)[^<>]*)>")
 _SETUP_FLAGS = re.compile(r"flags=([^,}]*)")
 _DELETED = " (deleted)"
 
@@ -406,7 +409,7 @@ class Collector:
             self.tasks.close(c.pid, c.retval)
             return
         dec = c.ret_decoration
-        if dec is not None and dec.startswith("/"):
+        if dec is not None and is_absolute(dec):
             path = unescape_path(dec)
         if path is not None:
             self.tasks.set(c.pid, c.retval, path)

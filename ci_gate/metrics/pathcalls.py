@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ci_gate.trace.args import is_at_fdcwd
+from ci_gate.trace.args import ABSOLUTE_STARTS, is_at_fdcwd
 
 PATH_BASED = "path_based"
 FD_BASED = "fd_based"
 DIRFD_RELATIVE = "dirfd_relative"
 CLASSES = (PATH_BASED, FD_BASED, DIRFD_RELATIVE)
 _RANK = {FD_BASED: 0, DIRFD_RELATIVE: 1, PATH_BASED: 2}
+# A quoted absolute path: "/..." or, hex-escaped (-x/-xx), "\x2f...".
+_ABSOLUTE_STRINGS = tuple('"' + s for s in ABSOLUTE_STARTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ def classify_pair(dirfd: str | None, path: str | None) -> str:
     """
     if dirfd is not None and (path is None or path in ("NULL", '""')):
         return FD_BASED
-    if path is not None and path.startswith('"/'):
+    if path is not None and path.startswith(_ABSOLUTE_STRINGS):
         return PATH_BASED
     if dirfd is None or is_at_fdcwd(dirfd):
         return PATH_BASED

@@ -9,13 +9,17 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci_gate.trace.args import hex_escaped
+
 FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
 OTHER = "other"
 
 # Roots made only of these characters print verbatim in strace's strings and
-# decorations, so a plain substring test can skip calls that cannot touch them.
+# decorations, or (-xx, and -x when a path below the root holds a byte that
+# is not printable ASCII) as one \xHH per byte; so a plain substring test for
+# either form can skip calls that cannot touch them.
 _VERBATIM = re.compile(r"[A-Za-z0-9/._+,:=@%-]+\Z")
 
 
@@ -87,7 +91,9 @@ class Scope:
 
     @property
     def needles(self) -> list[str]:
-        return [r for _, r in self._forms]
+        """Each root as strace may print it: verbatim, and hex-escaped (-x/-xx)."""
+        plain = [r for _, r in self._forms]
+        return plain + [hex_escaped(r) for r in plain]
 
     def locate(self, path: str) -> tuple[str, str] | None:
         """(label, relative path) when `path` lies under a root ('' for the root itself)."""

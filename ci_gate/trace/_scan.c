@@ -433,7 +433,8 @@ static int classify_pair(const unsigned char *t, const Py_ssize_t *st, const Py_
     int has_d = d >= 0 && d < nargs, has_p = p >= 0 && p < nargs;
     if (has_d && (!has_p || arg_is(t, st[p], en[p], "NULL") || arg_is(t, st[p], en[p], "\"\"")))
         return FD_BASED;
-    if (has_p && arg_starts(t, st[p], en[p], "\"/"))
+    /* An absolute path: "/..." or, hex-escaped under -x/-xx, "\x2f...". */
+    if (has_p && (arg_starts(t, st[p], en[p], "\"/") || arg_starts(t, st[p], en[p], "\"\\x2f")))
         return PATH_BASED;
     if (!has_d || arg_starts(t, st[d], en[d], "AT_FDCWD") || arg_starts(t, st[d], en[d], "-100"))
         return PATH_BASED;
