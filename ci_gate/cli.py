@@ -405,11 +405,13 @@ def _internal_error(exc: BaseException) -> None:
     """A bug in the gate: ERROR with the traceback, every token value replaced by ***."""
     import traceback
 
+    from ci_gate.publish.context import Secret
+
+    secrets = [Secret(os.environ.get(name, "")) for name in _TOKEN_VARIABLES]
+
     def redact(text: str) -> str:
-        for name in _TOKEN_VARIABLES:
-            value = os.environ.get(name, "")
-            if len(value) >= 4:
-                text = text.replace(value, "***")
+        for secret in secrets:
+            text = secret.redact(text)
         return text
 
     _log(

@@ -37,6 +37,7 @@ from ci_gate.metrics.collector import (
     tracing_set,
 )
 from ci_gate.metrics.scope import Fixture, Scope
+from ci_gate.metrics.values import value_of
 from ci_gate.policy.evaluate import BaseSide, evaluate
 from ci_gate.policy.load import load_policy
 from ci_gate.policy.model import BaselineSpec, Policy
@@ -573,12 +574,14 @@ def run(
     if base_info is not None:
         res["baseline"] = base_info
         if side is not None and side.metrics is not None:
-            head = BaseSide(
+            m = got.measurement
+            assert m is not None  # a baseline is only sought for a measured run
+            res["deltas"] = metric_deltas(
+                side.metrics,
                 res["metrics"],
-                unmeasured=_str_map(res.get("unmeasured")),
-                scope_missing=_str_map(res.get("scope_missing")),
+                side.value,
+                lambda name: value_of(name, m.values, m.unmeasured, m.scope_missing)[0],
             )
-            res["deltas"] = metric_deltas(side.metrics, res["metrics"], side.value, head.value)
     report_path, results_path = write_outputs(out_dir, res)
     return Outcome(res, report_path, results_path, got.interrupted)
 

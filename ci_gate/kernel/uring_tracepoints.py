@@ -263,20 +263,22 @@ class Attributor:
         # Rejected at submission: the SQE was consumed but never issued.
         self._take(pid, ctx, req, op, False, error)
 
-    def complete(self, ctx: int, req: int, res: int, cflags: int) -> None:
+    def _pending(self, ctx: int, req: int) -> _Pending | None:
         reqs = self.pending.get(ctx)
-        p = reqs.get(req) if reqs is not None else None
-        if reqs is None or p is None:
+        return reqs.get(req) if reqs is not None else None
+
+    def complete(self, ctx: int, req: int, res: int, cflags: int) -> None:
+        p = self._pending(ctx, req)
+        if p is None:
             return
         if res < 0 and not p.counted:
             self._fail(p.ring, p.op, p.index, res)
             p.counted = True
         if not cflags & IORING_CQE_F_MORE:
-            del reqs[req]
+            del self.pending[ctx][req]
 
     def file_get(self, ctx: int, req: int, fd: int) -> None:
-        reqs = self.pending.get(ctx)
-        p = reqs.get(req) if reqs is not None else None
+        p = self._pending(ctx, req)
         if p is not None and p.ring.seq_fds[p.index] == NO_FD:
             p.ring.seq_fds[p.index] = fd
 

@@ -9,8 +9,6 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_gate.trace.args import hex_escaped
-
 FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
@@ -18,8 +16,9 @@ OTHER = "other"
 
 # Roots made only of these characters print verbatim in strace's strings and
 # decorations, or (-xx, and -x when a path below the root holds a byte that
-# is not printable ASCII) as one \xHH per byte; so a plain substring test for
-# either form can skip calls that cannot touch them.
+# is not printable ASCII) as one \xHH per byte; so a call whose line holds
+# neither a root nor any "\x" cannot touch them.
+_HEX_ESCAPE = "\\x"
 _VERBATIM = re.compile(r"[A-Za-z0-9/._+,:=@%-]+\Z")
 
 
@@ -91,9 +90,10 @@ class Scope:
 
     @property
     def needles(self) -> list[str]:
-        """Each root as strace may print it: verbatim, and hex-escaped (-x/-xx)."""
+        """Each root verbatim, and "\\x", which every hex-escaped (-x/-xx) form holds: one
+        needle for those rather than one per root, in the parser's line loop."""
         plain = [r for _, r in self._forms]
-        return plain + [hex_escaped(r) for r in plain]
+        return [*plain, _HEX_ESCAPE] if plain else []
 
     def locate(self, path: str) -> tuple[str, str] | None:
         """(label, relative path) when `path` lies under a root ('' for the root itself)."""

@@ -49,15 +49,6 @@ def unescape_path(text: str) -> str:
     return unescape(text).decode("utf-8", "surrogateescape")
 
 
-def hex_escaped(path: str) -> str:
-    r"""`path` as strace -xx prints it in strings and -y decorations: '/a' -> '\x2f\x61'.
-
-    strace -x prints a whole string this way too when one of its bytes is not
-    printable ASCII (whitespace aside); both use lowercase hex digits.
-    """
-    return "".join(f"\\x{b:02x}" for b in path.encode("utf-8", "surrogateescape"))
-
-
 # How an absolute path starts in a quoted string or a decoration: "/" as is,
 # or "\x2f" under -xx (and -x when the string holds a non-printable byte).
 ABSOLUTE_STARTS = ("/", "\\x2f")
