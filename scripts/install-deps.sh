@@ -10,6 +10,9 @@ need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
 need strace strace
 need gcc gcc
 need make make
+# gcc installed without recommends has no C library headers (libc6-dev; the tests also link
+# one program statically against its libc.a).
+[ -e /usr/include/stdio.h ] || want+=(libc6-dev)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
 [ -e /usr/include/linux/io_uring.h ] || want+=(linux-libc-dev)
 # Python's headers build the parser's optional C line filter (ci_gate/trace/_scan.c).

@@ -23,10 +23,10 @@ def copier() -> Path:
     return COPIER
 
 
-def _compile(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _compile(name: str, tmp_path_factory: pytest.TempPathFactory, *flags: str) -> Path:
     out = tmp_path_factory.mktemp("programs") / name
     src = REPO / "tests" / "programs" / f"{name}.c"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out), str(src)], check=True)
+    subprocess.run(["gcc", "-O2", "-Wall", *flags, "-o", str(out), str(src)], check=True)
     return out
 
 
@@ -40,3 +40,9 @@ def deny_syscalls(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def crasher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """crasher: touches its arguments' first path, then dies of SIGSEGV."""
     return _compile("crasher", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def raw_paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """raw_paths fdcwd|dirfd DIR: a known set of path calls, linked statically (no loader)."""
+    return _compile("raw_paths", tmp_path_factory, "-static")

@@ -179,6 +179,9 @@ class Collector:
         self.classes: dict[str, dict[str, int]] = {}
         # Path calls whose path strace printed as a pointer (-e raw=...), by syscall.
         self.paths_unshown: Counter[str] = Counter()
+        # Those of them that name a directory fd: absolute, relative or "" (AT_EMPTY_PATH)
+        # decides their class, and the pointer does not say which.
+        self.class_unknown: Counter[str] = Counter()
         self.exits: list[ProcessExit] = []
         self.signals: Counter[str] = Counter()
         self.anywhere_hits: Counter[str] = Counter()
@@ -334,8 +337,10 @@ class Collector:
                     resolved.append(self._fd_path(c.pid, dirfd) if dirfd is not None else None)
                 continue
             path = args[path_i] if path_i < nargs else None
-            if path is not None and path.startswith("0x") and need_paths:
+            if path is not None and path.startswith("0x"):
                 self.paths_unshown[c.name] += 1
+                if dirfd is not None and not is_at_fdcwd(dirfd):
+                    self.class_unknown[c.name] += 1
             cls = classify_pair(dirfd, path)
             classes.append(cls)
             if need_paths:
@@ -639,23 +644,35 @@ class Collector:
         self, v: dict[str, float], unmeasured: dict[str, str], scope_missing: dict[str, str]
     ) -> None:
         """Paths printed as pointers tie no call to a file, nor say how it named one."""
-        names = ", ".join(f"{n} ({k})" for n, k in sorted(self.paths_unshown.items()))
-        why = (
-            f"strace printed pointers instead of paths for {names} (traced with -e raw=...): "
-            "calls cannot be tied to the scenario's files; trace without -e raw"
-        )
-        scope_missing[registry.SCENARIO] = why
-        for key in list(v):
-            spec = registry.lookup(key)
-            if spec is not None and spec.scope == registry.SCENARIO:
-                del v[key]
-        for name in self.paths_unshown:
+
+        def why(calls: Counter[str], consequence: str) -> str:
+            names = ", ".join(f"{n} ({k})" for n, k in sorted(calls.items()))
+            return (
+                f"strace printed pointers instead of paths for {names} (traced with -e raw=...): "
+                f"{consequence}; trace without -e raw"
+            )
+
+        if self.scope is not None and self.paths_unshown:
+            scope_missing[registry.SCENARIO] = why(
+                self.paths_unshown, "calls cannot be tied to the scenario's files"
+            )
+            for key in list(v):
+                spec = registry.lookup(key)
+                if spec is not None and spec.scope == registry.SCENARIO:
+                    del v[key]
+        if self.class_unknown:
+            because = why(
+                self.class_unknown,
+                "with a directory fd, whether such a call is path-based, dirfd-relative or "
+                "fd-based depends on the path it does not show",
+            )
+            for name in self.class_unknown:
+                for cls in CLASSES:
+                    v.pop(f"{name}.{cls}", None)
+                    unmeasured[f"{name}.{cls}"] = because
             for cls in CLASSES:
-                v.pop(f"{name}.{cls}", None)
-                unmeasured[f"{name}.{cls}"] = why
-        for cls in CLASSES:
-            v.pop(f"pathcalls.{cls}", None)
-            unmeasured[f"pathcalls.{cls}"] = why
+                v.pop(f"pathcalls.{cls}", None)
+                unmeasured[f"pathcalls.{cls}"] = because
 
     def result(self, stats: ParseStats) -> Measurement:
         v: dict[str, float] = {}
@@ -693,8 +710,7 @@ class Collector:
             scope_missing["fixture"] = scope_missing["scenario"]
         else:
             self._scenario_result(v, scope_missing)
-            if self.paths_unshown:
-                self._paths_unshown(v, unmeasured, scope_missing)
+        self._paths_unshown(v, unmeasured, scope_missing)
 
         unexpected_rows = self._unexpected_rows()
         v["unexpected.calls"] = sum(r["calls"] for r in unexpected_rows)

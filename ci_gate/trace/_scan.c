@@ -427,16 +427,20 @@ static int arg_starts(const unsigned char *t, Py_ssize_t s, Py_ssize_t e, const 
 enum { PATH_BASED = 0, FD_BASED = 1, DIRFD_RELATIVE = 2 };
 static const int RANK[3] = {2, 0, 1}; /* pathcalls.worst */
 
-/* pathcalls.classify_pair on the printed arguments; -1 when d or p is absent. */
+/* pathcalls.classify_pair on the printed arguments; -1 when the path is a pointer
+   (-e raw=...), which the collector counts as a path it cannot see. */
 static int classify_pair(const unsigned char *t, const Py_ssize_t *st, const Py_ssize_t *en,
                          int nargs, long d, long p) {
     int has_d = d >= 0 && d < nargs, has_p = p >= 0 && p < nargs;
+    if (has_p && arg_starts(t, st[p], en[p], "0x"))
+        return -1;
     if (has_d && (!has_p || arg_is(t, st[p], en[p], "NULL") || arg_is(t, st[p], en[p], "\"\"")))
         return FD_BASED;
     /* An absolute path: "/..." or, hex-escaped under -x/-xx, "\x2f...". */
     if (has_p && (arg_starts(t, st[p], en[p], "\"/") || arg_starts(t, st[p], en[p], "\"\\x2f")))
         return PATH_BASED;
-    if (!has_d || arg_starts(t, st[d], en[d], "AT_FDCWD") || arg_starts(t, st[d], en[d], "-100"))
+    if (!has_d || arg_starts(t, st[d], en[d], "AT_FDCWD") || arg_starts(t, st[d], en[d], "-100") ||
+        arg_is(t, st[d], en[d], "0xffffff9c") || arg_is(t, st[d], en[d], "0xffffffffffffff9c"))
         return PATH_BASED;
     return DIRFD_RELATIVE;
 }
@@ -730,6 +734,8 @@ static int take_quiet(State *st, PyObject *name, const unsigned char *args, Py_s
             if (PyErr_Occurred())
                 return -1;
             int c = classify_pair(s + begin, st_, en, nargs, d, p);
+            if (c < 0)
+                return 0;
             if (worst < 0 || RANK[c] > RANK[worst])
                 worst = c;
         }

@@ -211,9 +211,13 @@ def fd_number(arg: str) -> int | None:
     return None
 
 
+# AT_FDCWD as -e raw=... prints it: -100 as an unsigned register, 32- or 64-bit wide.
+RAW_AT_FDCWD = ("0xffffff9c", "0xffffffffffffff9c")
+
+
 def is_at_fdcwd(arg: str) -> bool:
     head = arg.split("<", 1)[0].strip()
-    return head.startswith("AT_FDCWD") or head.startswith("-100")
+    return head.startswith("AT_FDCWD") or head.startswith("-100") or head in RAW_AT_FDCWD
 
 
 _FLAG_TOKEN = re.compile(r"[A-Z_][A-Z0-9_]*|0x[0-9a-fA-F]+|\d+")
