@@ -33,6 +33,7 @@ if [ "${1:-}" = "--test" ]; then
   need node nodejs
   need unshare util-linux
   need setpriv util-linux
+  need taskset util-linux  # make bench: the one-CPU strace baseline
   need git git
 fi
 
