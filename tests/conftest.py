@@ -46,3 +46,9 @@ def crasher(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def raw_paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """raw_paths fdcwd|dirfd DIR: a known set of path calls, linked statically (no loader)."""
     return _compile("raw_paths", tmp_path_factory, "-static")
+
+
+@pytest.fixture(scope="session")
+def scenario_edges(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scenario_edges SRC: 6 calls on SRC/a.txt and some that only look like it (see source)."""
+    return _compile("scenario_edges", tmp_path_factory, "-static")

@@ -145,12 +145,14 @@ def test_syscalls_needed() -> None:
 def test_restrict_makes_untraced_metrics_unmeasured_and_keeps_real_zeros() -> None:
     m = Measurement(
         values={"syscalls.total": 9.0, "syscall.read.calls": 4.0, "syscall.write.calls": 5.0},
-        unmeasured={},
+        unmeasured={"io_uring.batch.avg": "no io_uring_enter call submitted SQEs"},
         scope_missing={},
         details={},
     )
     restrict(m, frozenset({"read", "statx", "execve"}), ["syscall.statx.calls",
                                                          "syscall.close.calls"])  # fmt: skip
+    # io_uring_enter was not traced: that, not an absence of submissions, is the reason.
+    assert m.unmeasured["io_uring.batch.avg"].startswith("not traced")
     look = lambda name: value_of(name, m.values, m.unmeasured, m.scope_missing)  # noqa: E731
     assert look("syscall.read.calls") == (4.0, "")
     assert look("syscall.statx.calls") == (0.0, "")  # traced, never called: a real zero
@@ -195,6 +197,10 @@ def test_policy_tracing_end_to_end(tmp_path: Path) -> None:
     assert "syscall.read.calls" not in filt["metrics"]
     report = (tmp_path / "policy" / "report.md").read_text()
     assert "Syscall inventory (partial)" in report
+    # Direct I/O (read/write) was not traced: the unexpected list says it may lack them.
+    assert "unexpected.calls" in filt["unmeasured"]
+    assert "This list may be incomplete: `unexpected.calls` is not measured (not traced" in report
+    assert "This list may be incomplete" not in (tmp_path / "full" / "report.md").read_text()
     other = tmp_path / "other.yml"
     other.write_text(json.dumps({"version": 1, "rules": {
         "total": {"metric": "syscalls.total", "fail": {"max": 10**9}},

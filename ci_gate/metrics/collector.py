@@ -22,6 +22,7 @@ from ci_gate.metrics.pathcalls import (
     FD_BASED,
     LEGACY_PATH_CALLS,
     OPEN_CALLS,
+    OTHER_PATH_CALLS,
     PATH_BASED,
     PATH_CALLS,
     classify_pair,
@@ -46,8 +47,9 @@ from ci_gate.trace.parser import Quiet, Selection
 # Decorated fd arguments naming a filesystem path: 3</tmp/x>, or under -xx
 # (and -x for a path with a byte that is not printable ASCII) 3<\x2f\x74\x6d...>.
 # Paths in decorations have '<' and '>' escaped (\74 \76, or \x3c \x3e), so
-# the class below cannot overrun.
-_PATH_DECORATION = re.compile(r"(?:\d|AT_FDCWD)<((?:/|\\x2f)[^<>]*)>")
+# the class below cannot overrun. A quoted string is matched whole first, so that
+# data a program wrote or read ("log: 3</src/f> done") is never taken for a decoration.
+_PATH_DECORATION = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(?:\d|AT_FDCWD)<((?:/|\\x2f)[^<>]*)>')
 _SETUP_FLAGS = re.compile(r"flags=([^,}]*)")
 _DELETED = " (deleted)"
 
@@ -223,6 +225,8 @@ class Collector:
             fork=self._clone,
             vfork=self._clone,
         )
+        if scope is not None:
+            self._handlers.update((name, self._other_path_call) for name in OTHER_PATH_CALLS)
         if scope is not None or self.follow_paths:
             # Relative paths of calls without a dirfd resolve against the task's cwd.
             self._handlers.update(chdir=self._chdir, fchdir=self._fchdir)
@@ -313,11 +317,12 @@ class Collector:
         name = c.name
         if name in self._anywhere:
             self.anywhere_hits[name] += 1
+        if self.scope is not None and name not in PATH_CALLS and name not in OTHER_PATH_CALLS:
+            # Before the handler: close() forgets the fd it names.
+            self._scenario_by_fd(c)
         handler = self._handlers.get(name)
         if handler is not None:
             handler(c)
-        if self.scope is not None and name not in PATH_CALLS:
-            self._scenario_by_fd(c)
 
     # -- path-taking calls ----------------------------------------------------------
 
@@ -432,15 +437,11 @@ class Collector:
                 return
         assert self.scope is not None
         touched: list[tuple[str, str]] = []
-        if "<" in args:
-            for m in _PATH_DECORATION.finditer(args):
-                path = unescape_path(m.group(1))
-                if path.endswith(_DELETED):
-                    path = path[: -len(_DELETED)]
-                loc = self.scope.locate(path)
-                if loc is not None and loc not in touched:
-                    touched.append(loc)
-        elif not self.decorated:
+        if self.decorated is not False:
+            # Only decorations name an fd's file here; before the first open the trace
+            # has not said whether it has them, and no fd of the table is a scenario file.
+            self._decorated_locs(args, touched)
+        else:
             fd = fd_number(args.split(",", 1)[0])
             if fd is not None:
                 target = self.tasks.get(c.pid, fd)
@@ -448,6 +449,44 @@ class Collector:
                     loc = self.scope.locate(target)
                     if loc is not None:
                         touched.append(loc)
+        if touched:
+            self._record(c, touched, None, None)
+
+    def _decorated_locs(self, args: str, touched: list[tuple[str, str]]) -> None:
+        """Add the scenario files named by -y decorations in args (not in its strings)."""
+        assert self.scope is not None
+        if "<" not in args:
+            return
+        for m in _PATH_DECORATION.finditer(args):
+            dec = m.group(1)
+            if dec is None:
+                continue  # a quoted string
+            path = unescape_path(dec)
+            if path.endswith(_DELETED):
+                path = path[: -len(_DELETED)]
+            loc = self.scope.locate(path)
+            if loc is not None and loc not in touched:
+                touched.append(loc)
+
+    def _other_path_call(self, c: Call) -> None:
+        """chdir, truncate, execve, ...: a scenario call when a path it names is under a root."""
+        assert self.scope is not None
+        pairs = OTHER_PATH_CALLS[c.name]
+        args = c.split_args(max(max(d or 0, p) for d, p in pairs) + 1)
+        nargs = len(args)
+        touched: list[tuple[str, str]] = []
+        for dirfd_i, path_i in pairs:
+            dirfd = args[dirfd_i] if dirfd_i is not None and dirfd_i < nargs else None
+            path = args[path_i] if path_i < nargs else None
+            if path is not None and path.startswith("0x"):
+                self.paths_unshown[c.name] += 1
+                continue
+            resolved = self._resolve(c.pid, dirfd, path, classify_pair(dirfd, path))
+            loc = self.scope.locate(resolved) if resolved is not None else None
+            if loc is not None and loc not in touched:
+                touched.append(loc)
+        if self.decorated:
+            self._decorated_locs(c.args, touched)
         if touched:
             self._record(c, touched, None, None)
 
@@ -619,6 +658,8 @@ class Collector:
         self.tasks.cloned(c.pid, c.retval, shares, shares_fs)
 
     def _chdir(self, c: Call) -> None:
+        if self.scope is not None:
+            self._other_path_call(c)  # against the cwd it leaves
         if c.retval != 0:
             return
         value = string_value(c.arg(0) or "")
@@ -1184,12 +1225,12 @@ def restrict(m: Measurement, traced: frozenset[str], asked: Iterable[str]) -> No
         f"not traced: scenario.tracing is policy, and only {len(traced)} syscall(s) the "
         "policy needs were traced"
     )
-    names = set(m.values) | set(asked)
+    names = set(m.values) | set(asked) | set(m.unmeasured)
     for name in names:
-        if name in m.unmeasured:
-            continue
         needs = syscalls_needed(name)
         if needs is None or not needs <= traced:
+            # Also over another reason ("no io_uring_enter call submitted SQEs"): what
+            # the trace lacked was the calls themselves.
             m.values.pop(name, None)
             m.unmeasured[name] = why
     m.details["traced_syscalls"] = sorted(traced)

@@ -103,6 +103,36 @@ PATH_CALLS: dict[str, PathCall] = {
     "readlink": PathCall(((None, 0),)),
 }
 
+# Calls that name a path but have no path-class metrics: they count in the scenario figures
+# (scenario.calls, scenario.syscall.NAME.calls, the per-file table) when a path they name lies
+# under a root. (dirfd index or None, path index) pairs, as in PathCall.
+OTHER_PATH_CALLS: dict[str, tuple[tuple[int | None, int], ...]] = {
+    "chdir": ((None, 0),),
+    "chroot": ((None, 0),),
+    "truncate": ((None, 0),),
+    "truncate64": ((None, 0),),
+    "statfs": ((None, 0),),
+    "statfs64": ((None, 0),),
+    "execve": ((None, 0),),
+    "execveat": ((0, 1),),
+    "inotify_add_watch": ((None, 1),),
+    "fanotify_mark": ((3, 4),),
+    "name_to_handle_at": ((0, 1),),
+    "uselib": ((None, 0),),
+    "acct": ((None, 0),),
+    "swapon": ((None, 0),),
+    "swapoff": ((None, 0),),
+    "quotactl": ((None, 1),),
+    "mount": ((None, 0), (None, 1)),
+    "umount": ((None, 0),),
+    "umount2": ((None, 0),),
+    "pivot_root": ((None, 0), (None, 1)),
+    "open_tree": ((0, 1),),
+    "move_mount": ((0, 1), (2, 3)),
+    "fspick": ((0, 1),),
+    "mount_setattr": ((0, 1),),
+}
+
 LEGACY_PATH_CALLS = frozenset(
     name
     for name, spec in PATH_CALLS.items()

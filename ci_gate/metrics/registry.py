@@ -305,12 +305,13 @@ def _specs() -> list[MetricSpec]:
     )
     for bucket, low, high in BATCH_BUCKETS:
         span = f"{low}" if low == high else (f"{low}-{high}" if high else f"{low} or more")
+        sqes = "SQE" if span == "1" else "SQEs"
         add(
             MetricSpec(
                 f"io_uring.batch.{bucket}",
                 "calls",
                 TRACE,
-                f"Submitting io_uring_enter calls that consumed {span} SQEs.",
+                f"Submitting io_uring_enter calls that consumed {span} {sqes}.",
                 zero_when_absent=True,
                 section=sec,
             )
@@ -366,7 +367,7 @@ def _specs() -> list[MetricSpec]:
             "fd_based",
             "acting on an open fd (empty path + AT_EMPTY_PATH, utimensat(fd, NULL), f*xattr)",
         ),
-        ("dirfd_relative", "a real directory fd plus a relative name"),
+        ("dirfd_relative", "resolved from a real directory fd plus a relative name"),
     ):
         add(
             MetricSpec(

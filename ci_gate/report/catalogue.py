@@ -44,11 +44,16 @@ def render() -> str:
         "`scenario.files`, and only metrics marked *per-file* accept it.",
         "",
         "**Which file a call touched.** A call is on a scenario path when a path it names, or "
-        "an fd it uses, lies under a root: absolute paths as written; `-y` decorations "
-        "(`3</path>`, `AT_FDCWD</cwd>`); fds followed through open, dup, fcntl and close; "
-        "relative paths against the dirfd's path, or, without one, against the calling task's "
-        "cwd, followed through chdir and fchdir (shared between threads, copied at fork), and "
-        "the gate's working directory until the trace shows otherwise.",
+        "an fd it uses, lies under a root. Paths are those of the path-taking calls above and "
+        "of other calls that name one (chdir, chroot, truncate, statfs, execve(at), "
+        "inotify_add_watch, fanotify_mark, name_to_handle_at, the mount family): absolute "
+        "paths as written, relative paths against the dirfd's path or, without one, against "
+        "the calling task's cwd, followed through chdir and fchdir (shared between threads, "
+        "copied at fork), and the gate's working directory until the trace shows otherwise. "
+        "Fds are known by their `-y` decorations (`3</path>`, `AT_FDCWD</cwd>`), or, in a "
+        "trace without them, followed through open, dup, fcntl and close (an fd inherited from "
+        "before the trace is not known). Quoted data (what a program read or wrote) is never "
+        "taken for a path or a decoration.",
         "",
         "**Noisy** metrics depend on thread scheduling; expect run-to-run spread.",
         "",
