@@ -134,8 +134,12 @@ def test_extends_outside_the_repository_is_refused(tmp_path: Path) -> None:
         load_policy(policy)
     messages = [d.message for d in err.value.diagnostics]
     assert len(messages) == 2
-    assert all("is outside the repository" in m for m in messages)
     assert messages[0].startswith("'../secret.yml' is outside the repository")
+    # Only policy files are ever read, wherever the repository's bounds are.
+    assert messages[1] == (
+        "'/etc/passwd' is not a policy file: a policy extends presets (builtin:NAME) and files "
+        "named .yml, .yaml, .json"
+    )
     # Named whole, whatever directory the gate was started in.
     assert f"outside the repository ({tmp_path / 'repo'}), which holds the policy" in messages[0]
 
@@ -363,3 +367,27 @@ def test_digest_is_of_the_resolved_policy(tmp_path: Path) -> None:
     )
     plain = load_policy(write(tmp_path / "plain.yml", "version: 1\nextends: [builtin:minimal]\n"))
     assert plain.digest != patched.digest
+
+
+def test_run_from_the_root_directory_reads_no_file_outside_the_policys_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside a git checkout the current directory bounds local extends; started from /,
+    # that would be everything: the policy's own directory bounds them instead.
+    write(tmp_path / "outside.yml", "version: 1\nrules: {}\n")
+    write(tmp_path / "ci" / "p.yml", "version: 1\nextends: [../outside.yml]\n")
+    monkeypatch.chdir("/")
+    with pytest.raises(PolicyError) as err:
+        load_policy(tmp_path / "ci" / "p.yml")
+    [d] = err.value.diagnostics
+    assert d.message.startswith(
+        f"'../outside.yml' is outside the repository ({tmp_path / 'ci'}), which holds the policy"
+    )
+
+
+def test_a_directory_is_not_a_policy_file(tmp_path: Path) -> None:
+    (tmp_path / "common.yml").mkdir()
+    write(tmp_path / "p.yml", "version: 1\nextends: [common.yml]\n")
+    assert problems("p.yml") == [
+        "p.yml:2:11: error: extends[0]: 'common.yml' is a directory; name a policy file in it"
+    ]

@@ -162,7 +162,11 @@ def test_missing_version_is_reported_along_with_the_rest(tmp_path: Path) -> None
     ("value", "message"),
     [("'1'", "write `version: 1`, a number, not the string '1'"),
      ("0", "unknown policy version 0; this gate reads `version: 1`"),
-     ("v1", "unknown policy version 'v1'; this gate reads `version: 1`")],
+     ("v1", "unknown policy version 'v1'; this gate reads `version: 1`"),
+     # true and 1.0 equal 1 in Python; neither is the integer the format names.
+     ("true", "write `version: 1`, the integer, not true"),
+     ("1.0", "write `version: 1`, the integer, not 1.0"),
+     ("yes", "'yes' is read by YAML 1.1 as the boolean true; write 1")],
 )  # fmt: skip
 def test_other_versions(tmp_path: Path, value: str, message: str) -> None:
     assert problems(tmp_path, f"version: {value}\n") == [f"1:10: error: version: {message}"]
@@ -492,7 +496,9 @@ def test_warn_must_trip_before_fail(
     tmp_path: Path, warn: str, fail: str, at: str, message: str
 ) -> None:
     text = rule("io_uring.batch.avg", f"warn: {warn}", f"fail: {fail}")
-    assert problems(tmp_path, text) == [f"{at}: {message}"]
+    # Warnings come along with errors ("warn.min 0 can never trip"); these cases are about
+    # the error.
+    assert [p for p in problems(tmp_path, text) if ": error: " in p] == [f"{at}: {message}"]
 
 
 @pytest.mark.parametrize(
@@ -750,7 +756,8 @@ def test_every_level_of_a_baseline_bound_says_what_it_takes(tmp_path: Path) -> N
 def test_a_bound_no_possible_value_passes_is_an_error(
     tmp_path: Path, metric: str, lines: tuple[str, ...], message: str
 ) -> None:
-    assert problems(tmp_path, rule(metric, *lines)) == [message]
+    errors = [p for p in problems(tmp_path, rule(metric, *lines)) if ": error: " in p]
+    assert errors == [message]
 
 
 @pytest.mark.parametrize(
@@ -794,3 +801,97 @@ def test_bounds_inside_the_range_give_no_warning(tmp_path: Path) -> None:
     text = rule("security.score", "warn: {min: 80, max: 99.5}", "fail: {min: 1}")
     text += "  z: {metric: syscall.statx.calls, fail: {min: 0.5, eq: 1}}\n"
     assert load_policy(write(tmp_path, text)).warnings == ()
+
+
+# -- findings of a QA pass ------------------------------------------------------------------------
+
+
+def test_yaml11_only_numbers_and_overflow(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nrules:\n"
+        "  a: {metric: syscalls.total, fail: {max: 1_000}}\n"
+        "  b: {metric: syscalls.total, fail: {max: 0b11}}\n"
+        "  c: {metric: syscalls.total, fail: {max: 1.0e+400}}\n"
+        "  d: {metric: syscalls.total, fail: {max: 0x10}}\n"  # hex: YAML 1.2 reads it too
+    )
+    assert problems(tmp_path, text) == [
+        "3:43: error: rules.a.fail.max: '1_000' is read by YAML 1.1 as the number 1000, and by "
+        "YAML 1.2 tools (editors, yq) as text; write 1000",
+        "4:43: error: rules.b.fail.max: '0b11' is read by YAML 1.1 as the number 3, and by "
+        "YAML 1.2 tools (editors, yq) as text; write 3",
+        "5:43: error: rules.c.fail.max: '1.0e+400' is too large for a number (it reads as "
+        "infinity)",
+    ]
+
+
+def test_bounds_no_whole_count_passes(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nrules:\n"
+        "  a: {metric: io_uring.rings, fail: {eq: 0.5}}\n"
+        "  b: {metric: io_uring.rings, fail: {min: 0.5, max: 0.9}}\n"
+        "  c: {metric: io_uring.batch.avg, fail: {min: 0.5, max: 0.9}}\n"  # an average: fine
+        "  d: {metric: scenario.syscall.statx.calls, per: file, fail: {eq: 0.5}}\n"  # per file
+    )
+    assert problems(tmp_path, text) == [
+        "3:42: error: rules.a.fail.eq: fail.eq 0.5 is a value io_uring.rings never takes (it "
+        "counts whole rings): every value fails",
+        "4:53: error: rules.b.fail.max: no whole number is inside fail min 0.5 and max 0.9, and "
+        "io_uring.rings counts whole rings: every value fails",
+    ]
+
+
+def test_warnings_are_listed_with_the_errors(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nrules:\n"
+        "  w: {metric: io_uring.batch.avg, fail: {min: -3}}\n"
+        "  e: {metric: io_uring.ringz, fail: {max: 1}}\n"
+    )
+    found = problems(tmp_path, text)
+    assert found[0] == (
+        "3:47: warning: rules.w.fail.min: fail.min -3 can never trip: io_uring.batch.avg is "
+        "never below 0"
+    )
+    assert found[1].startswith("4:15: error: rules.e.metric: unknown metric 'io_uring.ringz'")
+    assert len(found) == 2
+
+
+def test_baseline_typo_is_not_also_ref_and_file(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nbaseline:\n  ref: main\n  fille: results.json\nrules:\n"
+        "  a: {metric: io_uring.rings, baseline: {fail: {max_increase: {abs: 0}}}}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "4:3: error: baseline.fille: unknown key 'fille'; did you mean 'file'? valid keys: "
+        "file, on_unavailable, ref"
+    ]
+
+
+def test_baseline_warn_limit_must_trip_before_the_fail_limit(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nrules:\n"
+        "  a: {metric: io_uring.rings, baseline: {warn: {max_increase: {pct: 20}}, "
+        "fail: {max_increase: {pct: 10}}}}\n"
+        "  b: {metric: io_uring.rings, baseline: {warn: {max_decrease: {pct: 5, abs: 2}}, "
+        "fail: {max_decrease: {abs: 1}}}}\n"
+        # fine: warn has no abs part, so a change of 12% by 1 warns and does not fail
+        "  c: {metric: io_uring.rings, baseline: {warn: {max_increase: {pct: 20}}, "
+        "fail: {max_increase: {pct: 10, abs: 5}}}}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "3:63: error: rules.a.baseline.warn.max_increase: baseline.warn.max_increase (pct 20) "
+        "must be below baseline.fail.max_increase (pct 10): a change past the warn limit warns "
+        "before one past the fail limit fails; as written the warning can never show",
+        "4:63: error: rules.b.baseline.warn.max_decrease: baseline.warn.max_decrease (pct 5, "
+        "abs 2) must be below baseline.fail.max_decrease (abs 1): a change past the warn limit "
+        "warns before one past the fail limit fails; as written the warning can never show",
+    ]
+
+
+def test_env_names(tmp_path: Path) -> None:
+    text = scenario("command: cp -a {src} {dst}", 'env: {"": x, "A=B": y, 1: z, OK_1: w}')
+    why = "use letters, digits and '_', not starting with a digit"
+    assert problems(tmp_path, text) == [
+        f"4:9: error: scenario.env.: invalid environment variable name '': {why}",
+        f"4:16: error: scenario.env.A=B: invalid environment variable name 'A=B': {why}",
+        f"4:26: error: scenario.env.1: invalid environment variable name '1': {why}",
+    ]

@@ -53,3 +53,29 @@ def test_scenario_calls_by_construction(
     # The report's per-file row names every syscall (statfs and truncate are not folded away).
     report = (out / "report.md").read_text()
     assert "| `a.txt` | src | 5 | close 1, openat 1, read 1, statfs 1, truncate 1 |" in report
+
+
+def test_unexpected_calls_need_the_roots(tmp_path: Path, scenario_edges: Path) -> None:
+    """The default unexpected list flags legacy calls on scenario paths: without roots that
+    part cannot be counted, so unexpected.calls is unmeasured (ERROR), not a passing 0."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a<b")
+    trace = tmp_path / "trace.txt"
+    subprocess.run(["strace", "-f", "-y", "-o", str(trace), str(scenario_edges), str(src)],
+                   check=True)  # fmt: skip
+    pol = tmp_path / "p.yml"
+    pol.write_text("version: 1\nrules:\n  u: {metric: unexpected.calls, fail: {max: 0}}\n")
+    verdicts = {}
+    for roots in ([], ["--root", str(src)]):
+        out = tmp_path / f"out{len(roots)}"
+        proc = gate("analyze", str(trace), "--policy", str(pol), *roots, "--out", str(out),
+                    "--publish", "never")  # fmt: skip
+        res = json.loads((out / "results.json").read_text())
+        verdicts[bool(roots)] = (proc.returncode, res["rules"][0]["status"],
+                                 res["metrics"].get("unexpected.calls"))  # fmt: skip
+        if not roots:
+            assert "need the scenario's roots" in res["unmeasured"]["unexpected.calls"]
+    # By construction the program makes no legacy path call (truncate and statfs are not
+    # in the default list) and sets up no io_uring ring.
+    assert verdicts == {False: (3, "ERROR", None), True: (0, "PASS", 0)}

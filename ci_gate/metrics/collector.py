@@ -755,6 +755,15 @@ class Collector:
 
         unexpected_rows = self._unexpected_rows()
         v["unexpected.calls"] = sum(r["calls"] for r in unexpected_rows)
+        if self.scope is None and (
+            self.unexpected.scenario or (self.unexpected.direct_io_with_uring and self.rings)
+        ):
+            # Its scenario part cannot be counted: what is found elsewhere is not the total.
+            del v["unexpected.calls"]
+            unmeasured["unexpected.calls"] = (
+                "calls listed as unexpected on scenario paths need the scenario's roots "
+                "(`run` knows them; give `analyze` --root SRC [--root DST])"
+            )
 
         v["trace.damaged_lines"] = stats.damaged
         summary_rows = self._summary_check(stats)

@@ -76,6 +76,12 @@ PRESERVE_OPS = {
 PRESERVE_KINDS = ("file", "dir", "symlink")
 
 
+# Units of metrics that count things: their values are whole numbers.
+WHOLE_UNITS = frozenset(
+    {"calls", "SQEs", "dirs", "files", "lines", "rings", "symlinks", "syscalls"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
     name: str
@@ -90,6 +96,11 @@ class MetricSpec:
     # score, so none is negative. Policy bounds outside this range are refused or flagged.
     minimum: float = 0.0
     maximum: float = math.inf
+
+    @property
+    def whole(self) -> bool:
+        """Whether its values are whole numbers (a count, not an average or a score)."""
+        return self.unit in WHOLE_UNITS
 
     def value_range(self, per_file: bool = False) -> tuple[float, float]:
         """The lowest and highest value a rule can see (per file: divided by files >= 1)."""

@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import importlib.resources
 import json
+import math
 import os
 import re
 import shlex
@@ -115,7 +116,7 @@ class _Doc:
 @dataclass
 class _Ctx:
     diags: list[Diagnostic] = field(default_factory=list)
-    warnings: list[Diagnostic] = field(default_factory=list)  # shown only if the policy is valid
+    warnings: list[Diagnostic] = field(default_factory=list)
     order: dict[str, int] = field(default_factory=dict)  # file -> when it was first read
     files_read: int = 0
     incomplete: bool = False  # some extended file could not be read: its rules are unknown
@@ -140,9 +141,10 @@ class _Ctx:
         d = Diagnostic(file, line, col, dotted(path), message, severity=severity)
         (self.diags if severity == "error" else self.warnings).append(d)
 
-    def sorted(self) -> list[Diagnostic]:
+    def sorted(self, *, warnings: bool = False) -> list[Diagnostic]:
         """File by file in reading order, then by position; each problem once."""
-        unique = dict.fromkeys(self.diags)  # a file extended twice reports its problems once
+        found = self.diags + self.warnings if warnings else self.diags
+        unique = dict.fromkeys(found)  # a file extended twice reports its problems once
         return sorted(unique, key=lambda d: (self.order.get(d.file, 1 << 30), d.line, d.col))
 
 
@@ -190,7 +192,16 @@ def _check_version(doc: Located, ctx: _Ctx) -> bool:
         )
         return True
     version = doc.value["version"]
-    if version is INVALID or version == SUPPORTED_VERSION:
+    # type(): true and 1.0 equal 1 in Python, but neither is the number this format names.
+    if version is INVALID or (type(version) is int and version == SUPPORTED_VERSION):
+        return True
+    if isinstance(version, bool) or (isinstance(version, float) and version.is_integer()):
+        shown = str(version).lower() if isinstance(version, bool) else repr(version)
+        ctx.add(
+            doc,
+            ("version",),
+            f"write `version: {SUPPORTED_VERSION}`, the integer, not {shown}",
+        )
         return True
     if isinstance(version, int) and not isinstance(version, bool) and version > 1:
         ctx.add(
@@ -245,7 +256,11 @@ def _schema_pass(doc: Located, ctx: _Ctx) -> None:
             continue
         if "propertyNames" in err.absolute_schema_path:
             key = str(err.instance)
-            ctx.add(doc, (*path, key), f"invalid id {key!r}: {_ID_FORM}", key=True)
+            if path[-1:] == ("env",):
+                why = f"invalid environment variable name {key!r}: {_ENV_FORM}"
+            else:
+                why = f"invalid id {key!r}: {_ID_FORM}"
+            ctx.add(doc, (*path, key), why, key=True)
             poisoned.append((*path, key))
             continue
         ctx.add(doc, path, _explain(err, path))
@@ -266,6 +281,7 @@ def _schema_pass(doc: Located, ctx: _Ctx) -> None:
 
 
 _ID_FORM = "use letters, digits, '_', '.', '-', starting with a letter or digit, at most 64"
+_ENV_FORM = "use letters, digits and '_', not starting with a digit"
 
 
 def _unknown_keys(
@@ -455,6 +471,9 @@ def _collect(path: Path, shown: str, ctx: _Ctx, stack: tuple[Path, ...]) -> list
     return chain
 
 
+POLICY_SUFFIXES = (".yml", ".yaml", ".json")
+
+
 def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
     if ref.startswith(BUILTIN):
         name = ref[len(BUILTIN) :]
@@ -472,6 +491,16 @@ def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
         )
         return None
     target = (doc.path.parent / ref).resolve()
+    if target.suffix.lower() not in POLICY_SUFFIXES:
+        # Nothing else is a policy; and a file such as /etc/shadow is never read, nor its
+        # lines quoted back in errors, whatever the repository's bounds turn out to be.
+        ctx.add(
+            doc.located,
+            at,
+            f"{ref!r} is not a policy file: a policy extends presets (builtin:NAME) and "
+            f"files named {', '.join(POLICY_SUFFIXES)}",
+        )
+        return None
     if ctx.confine is not None and not target.is_relative_to(ctx.confine):
         ctx.add(
             doc.located,
@@ -479,6 +508,9 @@ def _resolve(ref: str, doc: _Doc, at: Path_, ctx: _Ctx) -> Path | None:
             f"{ref!r} is outside the repository ({ctx.confine}), which holds the policy: "
             "a policy may extend presets (builtin:NAME) and files of its own repository only",
         )
+        return None
+    if target.is_dir():
+        ctx.add(doc.located, at, f"{ref!r} is a directory; name a policy file in it")
         return None
     if not target.is_file():
         name = ref.removesuffix(".yml")
@@ -501,7 +533,8 @@ def _repository_of(policy: Path) -> Path:
         if (d / ".git").exists():
             return d
     cwd = Path.cwd().resolve()
-    return cwd if here.is_relative_to(cwd) else here
+    # Never the whole file system: run from /, the policy's own directory bounds it.
+    return cwd if here.is_relative_to(cwd) and cwd.parent != cwd else here
 
 
 def _display(path: Path) -> str:
@@ -726,6 +759,7 @@ def _check_rule(
                     "the warning can never show: every value outside the "
                     "warn bounds is already outside the fail bounds",
                 )
+    _check_baseline_order(base, raw.get("baseline"), at)
     if _ok(raw, "deduct"):
         if "fail" not in raw:
             at(
@@ -755,6 +789,44 @@ def _check_rule(
     )
 
 
+def _check_baseline_order(base: Path_, bl: Any, at: _Where) -> None:
+    """A baseline warn limit must trip before the fail limit, as value bounds must."""
+    if not isinstance(bl, dict) or not isinstance(bl.get("warn"), dict):
+        return
+    if not isinstance(bl.get("fail"), dict):
+        return
+    for kind in ("max_increase", "max_decrease"):
+        w, f = bl["warn"].get(kind), bl["fail"].get(kind)
+        if not isinstance(w, dict) or not isinstance(f, dict) or not f:
+            continue
+        limits = [k for k in ("pct", "abs") if k in f]
+        if not limits or len(limits) != len(f):
+            continue  # another problem, already reported
+
+        def number(x: Any) -> bool:
+            return isinstance(x, int | float) and not isinstance(x, bool)
+
+        # A change trips a limit when it exceeds every part given (pct and abs). If warn
+        # names each part fail names, at least as large, whatever warns already fails.
+        if all(number(f[k]) and number(w.get(k)) and w[k] >= f[k] for k in limits):
+
+            def shown(d: dict[str, Any]) -> str:
+                return ", ".join(
+                    f"{k} {fmt_number(v)}" for k, v in d.items() if k in ("pct", "abs")
+                )
+
+            at(
+                (*base, "baseline", "warn", kind),
+                f"baseline.warn.{kind} ({shown(w)}) must be below baseline.fail.{kind} "
+                f"({shown(f)}): a change past the warn limit warns before one past the fail "
+                "limit fails; as written the warning can never show",
+            )
+
+
+def _no_whole_number(low: float, high: float) -> bool:
+    return high != math.inf and math.ceil(low) > math.floor(high)
+
+
 def _check_range(
     base: Path_,
     metric: str,
@@ -777,10 +849,17 @@ def _check_range(
         if blow > bhigh:
             continue  # every value trips it whatever the metric: reported already
         every = "every value fails" if name == "fail" else "every value warns"
+        whole = spec.whole and not per_file
         if b.eq is not None and not low <= b.eq <= high:
             at(
                 (*base, name, "eq"),
                 f"{name}.eq {n(b.eq)} is a value {what} never takes (it is {span}): {every}",
+            )
+        elif b.eq is not None and whole and not float(b.eq).is_integer():
+            at(
+                (*base, name, "eq"),
+                f"{name}.eq {n(b.eq)} is a value {what} never takes (it counts whole "
+                f"{spec.unit}): {every}",
             )
         elif b.max is not None and b.max < low:
             at(
@@ -793,6 +872,14 @@ def _check_range(
                 (*base, name, "min"),
                 f"{name}.min {n(b.min)} is above every value {what} can take (it is {span}): "
                 f"{every}",
+            )
+        elif whole and _no_whole_number(max(blow, low), min(bhigh, high)):
+            keys = [k for k in ("min", "max") if getattr(b, k) is not None]
+            at(
+                (*base, name, keys[-1] if keys else "eq"),
+                f"no whole number is inside {name} "
+                f"{' and '.join(f'{k} {n(getattr(b, k))}' for k in keys)}, and {what} counts "
+                f"whole {spec.unit}: {every}",
             )
         else:
             if b.min is not None and b.min <= low:
@@ -901,7 +988,8 @@ def _baseline(raw: Any, rules: list[Rule], at: _Where) -> BaselineSpec | None:
     wanted = any(r.baseline is not None for r in rules)
     if not isinstance(raw, dict):
         return BaselineSpec() if wanted else None
-    if "ref" in raw and "file" in raw:
+    # INVALID stands for a misspelt key (`fille:`), already reported as such.
+    if raw.get("ref", INVALID) is not INVALID and raw.get("file", INVALID) is not INVALID:
         at(("baseline", "file"), "`baseline` takes `ref` or `file`, not both")
         return None
     file = raw.get("file")
@@ -945,7 +1033,7 @@ def load_policy(path: str | Path) -> Policy:
     unexpected = _unexpected(unexpected_raw if isinstance(unexpected_raw, dict) else {}, at)
     baseline = _baseline(merged.get("baseline"), rules, at)
     if ctx.diags:
-        raise PolicyError(ctx.sorted())
+        raise PolicyError(ctx.sorted(warnings=True))  # every problem, warnings too
     warnings = sorted(
         dict.fromkeys(ctx.warnings), key=lambda d: (ctx.order.get(d.file, 1 << 30), d.line, d.col)
     )

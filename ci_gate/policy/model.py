@@ -47,7 +47,8 @@ class Bound:
 
 
 def fmt_number(value: float) -> str:
-    if float(value).is_integer():
+    # Whole numbers in full up to 1e15; past that (1e300 from a policy) in exponent form.
+    if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"
 

@@ -16,6 +16,7 @@ instead of reporting it a second time.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ _T = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_T}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
 _OCTAL_LIKE = re.compile(r"^[-+]?0[0-7_]+$")
+# Read as numbers by YAML 1.1 only: digit separators (1_000) and binary (0b101). YAML 1.2
+# tools (editors, yq, the schema in an editor) read them as text, so the two disagree.
+_YAML11_ONLY_NUMBER = re.compile(r"^[-+]?(?:0b[01_]+|[0-9.]*_[0-9_.]*(?:[eE][-+]?[0-9]+)?)$")
 _TRUE_WORDS = {"yes", "on", "true"}
 _MODE_WORDS = "enforce, advisory or disabled"
 
@@ -262,9 +266,12 @@ class _Builder:
             if _OCTAL_LIKE.match(text):
                 return self.diag(node, path, self._octal_trap(text, path))
             try:
-                return int(text.replace("_", ""), 0)
+                value = int(text.replace("_", ""), 0)
             except ValueError:
                 return self.diag(node, path, f"{text!r} is not a number YAML can read")
+            if _YAML11_ONLY_NUMBER.match(text):
+                return self.diag(node, path, self._yaml11_number_trap(text, value, path))
+            return value
         if tag == f"{_T}float":
             if text.lstrip("+-").lower() in (".inf", ".nan"):
                 return self.diag(node, path, f"{text!r} is not a finite number")
@@ -272,6 +279,12 @@ class _Builder:
                 number = float(text.replace("_", ""))
             except ValueError:
                 return self.diag(node, path, f"{text!r} is not a number YAML can read")
+            if not math.isfinite(number):
+                return self.diag(
+                    node, path, f"{text!r} is too large for a number (it reads as infinity)"
+                )
+            if _YAML11_ONLY_NUMBER.match(text):
+                return self.diag(node, path, self._yaml11_number_trap(text, number, path))
             return number
         if tag == f"{_T}null":
             return None
@@ -288,6 +301,8 @@ class _Builder:
         said = f"{text!r} is read by YAML 1.1 as the boolean {meaning}"
         kind, sub = self._expects(path)
         key = path[-1] if path and isinstance(path[-1], str) else None
+        if "const" in sub:
+            return f"{said}; write {sub['const']}"
         if key == "mode" and kind in ("enum", ""):
             return f"{said}, not a mode; write {_MODE_WORDS}"
         if kind == "enum":
@@ -299,6 +314,17 @@ class _Builder:
         if kind:
             return f"{said}; expected {_expected(kind, sub)}"
         return f"{said}; write {meaning}, or quote it ('{text}') if you meant the word"
+
+    def _yaml11_number_trap(self, text: str, value: float, path: Path_) -> str:
+        shown = int(value) if float(value).is_integer() else value
+        said = (
+            f"{text!r} is read by YAML 1.1 as the number {shown}, and by YAML 1.2 tools "
+            "(editors, yq) as text"
+        )
+        kind, _ = self._expects(path)
+        if kind == "string":
+            return f"{said}; quote it ('{text}') to keep the text"
+        return f"{said}; write {shown}"
 
     def _date_trap(self, text: str, path: Path_) -> str:
         said = f"{text!r} is read by YAML as a date"
@@ -426,8 +452,9 @@ def load(
                 mark.line + 1,
                 mark.column + 1,
                 "",
-                f"the policy expands to more than {MAX_NODES} YAML nodes "
-                "(aliases repeated too often?)",
+                f"the policy expands to more than {MAX_NODES} YAML nodes, counting each "
+                "use of an alias in full: expand fewer aliases, or split the file (each file "
+                "of `extends` has its own limit)",
             )
         ]
     if value is None and not builder.errors:
