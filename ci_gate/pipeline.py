@@ -45,7 +45,7 @@ from ci_gate.report import markdown, results
 from ci_gate.report.escape import shell_join
 from ci_gate.scenario import build as build_stage
 from ci_gate.scenario import environment, fixture, sibling, tracer
-from ci_gate.scenario.verify import tree_differences
+from ci_gate.scenario.verify import compare_trees
 from ci_gate.trace import source
 from ci_gate.trace.parser import TraceParser
 
@@ -142,18 +142,32 @@ def write_outputs(out_dir: Path, res: dict[str, Any]) -> tuple[Path | None, Path
     return report_path, results_path
 
 
+# Files the gate writes into --out (trace and target files also with a repeat's suffix).
+_OUT_FILES = ("report.md", "results.json", "build.log", "trace*.txt", "target*.std*")
+
+
 def prepare_out_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".syscall-gate-write-test"
         probe.write_bytes(b"")
         probe.unlink()
+        in_the_way = sorted(
+            p.name for pattern in _OUT_FILES for p in out_dir.glob(pattern) if p.is_dir()
+        )
     except OSError as exc:
         raise MeasureError(
             "out-dir-unwritable",
             f"cannot write to the output directory {out_dir}: {exc.strerror or exc}; "
             "choose another with --out",
         ) from exc
+    if in_the_way:
+        raise MeasureError(
+            "out-dir-unwritable",
+            f"cannot write to the output directory {out_dir}: "
+            f"{', '.join(repr(n) for n in in_the_way)} is a directory where the gate writes a "
+            "file; remove it or choose another --out",
+        )
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -429,13 +443,13 @@ def _measure_scenario(
                     + _target_problems(tr, scen.timeout, max_trace_bytes)
                 )
                 if scen.verify == "tree-equal" and not tr.timed_out:
-                    diffs = tree_differences(src, dst)
+                    diffs, ndiffs = compare_trees(src, dst)
                     if diffs:
                         problems.append(
                             problem(
                                 "wrong-copy",
                                 "verify: tree-equal failed: the destination is not a faithful "
-                                f"copy ({len(diffs)} difference(s)); no metric can be trusted "
+                                f"copy ({ndiffs} difference(s)); no metric can be trusted "
                                 "for a wrong result",
                                 "\n".join(diffs),
                             )
@@ -862,6 +876,18 @@ def analyze(
     verdict = None
     if measurement is not None:
         verdict = evaluate(policy.rules if policy is not None else (), measurement)
+    elif policy is not None:
+        # Every rule is listed, ERROR with the cause, as when a run stops before measuring.
+        first = next((p for p in problems if p["severity"] == "error"), None)
+        cause = first["message"].split("; ")[0] if first else ""
+        why = "the trace could not be analysed" + (f": {cause}" if cause else "")
+        verdict = evaluate(
+            policy.rules,
+            Measurement(
+                values={}, unmeasured=dict.fromkeys((r.metric for r in policy.rules), why),
+                scope_missing={}, details={},
+            ),  # fmt: skip
+        )
     res = results.build(
         measurement=measurement,
         verdict=verdict,

@@ -183,10 +183,21 @@ def test_token_never_reaches_the_target_or_the_outputs(tmp_path: Path) -> None:
 def test_bad_traces(tmp_path: Path, content: str, code: str) -> None:
     trace = tmp_path / "trace.txt"
     trace.write_text(content)
-    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
+    pol = tmp_path / "p.yml"
+    pol.write_text("version: 1\nrules:\n  calls: {metric: syscalls.total, fail: {min: 1}}\n"
+                   "  io: {metric: io_uring.rings, fail: {max: 9}}\n")  # fmt: skip
+    proc = gate("analyze", str(trace), "--policy", str(pol), "--out", str(tmp_path / "out"))
     assert proc.returncode == 3
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert code in codes(res)
+    # Every rule is listed, on the terminal and in the report ("no rules" before); with
+    # nothing measured, each is ERROR (a cut trace's rules judge what was read).
+    assert [r["id"] for r in res["rules"]] == ["calls", "io"]
+    assert "`calls`" in (tmp_path / "out" / "report.md").read_text()
+    if code != "trace-truncated":
+        assert [r["status"] for r in res["rules"]] == ["ERROR", "ERROR"]
+    if code == "not-strace":
+        assert "ERROR calls, io: not measured: the trace could not be analysed" in proc.stdout
     if code == "not-strace":
         assert "line 1" in res["problems"][0]["message"]
     if code != "trace-truncated":
@@ -279,6 +290,18 @@ def test_output_directory_not_writable(tmp_path: Path) -> None:
         proc = gate("run", "--policy", str(pol), "--out", str(ro / "out"))
     assert proc.returncode == 3
     assert "out-dir-unwritable" in proc.stderr and "--out" in proc.stderr
+
+
+def test_a_directory_where_the_trace_goes(tmp_path: Path) -> None:
+    (tmp_path / "out" / "trace.txt").mkdir(parents=True)
+    pol = write_policy(tmp_path, "true {src}")
+    proc = gate("run", "--policy", str(pol), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 3, proc.stderr
+    assert "internal error" not in proc.stderr
+    assert (
+        "out-dir-unwritable): cannot write to the output directory "
+        f"{tmp_path / 'out'}: 'trace.txt' is a directory where the gate writes a file"
+    ) in proc.stderr
 
 
 def test_disk_full_while_writing_the_trace(tmp_path: Path, copier: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_gate.scenario.verify import MAX_REPORTED, tree_differences
+from ci_gate.scenario.verify import MAX_REPORTED, compare_trees, tree_differences
 
 
 @pytest.fixture
@@ -116,3 +116,5 @@ def test_many_differences_are_capped(trees: tuple[Path, Path]) -> None:
     got = tree_differences(src, dst)
     assert len(got) == MAX_REPORTED + 1
     assert got[-1] == "... and 5 more difference(s)"
+    # The count is of every difference, not of the lines kept (it said 11 here).
+    assert compare_trees(src, dst) == (got, MAX_REPORTED + 5)

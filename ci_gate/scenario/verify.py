@@ -64,8 +64,13 @@ def tree_differences(src: Path, dst: Path) -> list[str]:
     Returns readable lines, at most MAX_REPORTED plus a count of the rest;
     an empty list means the copy is right.
     """
+    return compare_trees(src, dst)[0]
+
+
+def compare_trees(src: Path, dst: Path) -> tuple[list[str], int]:
+    """tree_differences, and how many differences there are in all."""
     if not dst.is_dir():
-        return [f"the destination {dst} was not created"]
+        return [f"the destination {dst} was not created"], 1
     problems: list[str] = []
     a, b = _entries(src), _entries(dst)
     for rel in sorted(a.keys() - b.keys()):
@@ -100,7 +105,8 @@ def tree_differences(src: Path, dst: Path) -> list[str]:
                 f"contents of {rel!r} differ ({sa.st_size} bytes in the source, "
                 f"{sb.st_size} in the copy)"
             )
-    if len(problems) > MAX_REPORTED:
-        rest = len(problems) - MAX_REPORTED
+    total = len(problems)
+    if total > MAX_REPORTED:
+        rest = total - MAX_REPORTED
         problems = [*problems[:MAX_REPORTED], f"... and {rest} more difference(s)"]
-    return problems
+    return problems, total
