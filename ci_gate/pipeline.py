@@ -757,10 +757,13 @@ def _judged(policy: Policy, got: Any) -> Measurement:
         why = "the run stopped before measuring" + (f": {cause}" if cause else "")
     else:
         why = "the copy is wrong (verify: tree-equal), so no metric counts"
-    return Measurement(
-        values={}, unmeasured=dict.fromkeys((r.metric for r in policy.rules), why),
-        scope_missing={}, details={},
-    )  # fmt: skip
+    return _nothing_counts(policy, why)
+
+
+def _nothing_counts(policy: Policy, why: str) -> Measurement:
+    """A measurement in which every rule's metric is unmeasured, for this reason."""
+    unmeasured = dict.fromkeys((r.metric for r in policy.rules), why)
+    return Measurement(values={}, unmeasured=unmeasured, scope_missing={}, details={})
 
 
 def _fixture_text(fx: Any) -> str:
@@ -881,13 +884,7 @@ def analyze(
         first = next((p for p in problems if p["severity"] == "error"), None)
         cause = first["message"].split("; ")[0] if first else ""
         why = "the trace could not be analysed" + (f": {cause}" if cause else "")
-        verdict = evaluate(
-            policy.rules,
-            Measurement(
-                values={}, unmeasured=dict.fromkeys((r.metric for r in policy.rules), why),
-                scope_missing={}, details={},
-            ),  # fmt: skip
-        )
+        verdict = evaluate(policy.rules, _nothing_counts(policy, why))
     res = results.build(
         measurement=measurement,
         verdict=verdict,
