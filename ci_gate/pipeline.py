@@ -62,7 +62,12 @@ class Interrupted(Exception):
 
 @contextmanager
 def interruptible() -> Iterator[None]:
+    hit: list[int] = []
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if hit:
+            return  # already stopping: see below
+        hit.append(signum)
         raise Interrupted(signum)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -70,7 +75,10 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            # After the first interrupt the gate is cleaning up (the process tree, tracefs,
+            # the fixture) and writing the partial report: a second Ctrl-C, or the runner's
+            # SIGTERM after its SIGINT, must not cut that short. SIGKILL still ends it.
+            signal.signal(s, signal.SIG_IGN if hit else h)
 
 
 @dataclass
@@ -817,6 +825,46 @@ def _traced_in(path: Path) -> frozenset[str] | None:
 # -- analyze -------------------------------------------------------------------------------------
 
 
+def _how_it_ended(parts: list[source.TracePart], m: Measurement) -> list[dict[str, Any]]:
+    """What `run` knows from the process and a saved trace only shows in its last lines."""
+    out: list[dict[str, Any]] = []
+    if any(p.code in ("trace-truncated", "trace-empty", "not-strace") for p in m.problems):
+        return out  # already said
+    cut = source.unfinished(parts)
+    if cut:
+        names = ", ".join(str(p.path) for p in cut[:3]) + (" ..." if len(cut) > 3 else "")
+        out.append(
+            problem(
+                "trace-incomplete",
+                f"{names} does not end with a process's end (`+++ exited with N +++`): the "
+                "trace was cut short at a line boundary, or is an excerpt of a longer log; "
+                "counts near the end are missing; analyze the whole trace",
+            )
+        )
+    root = source.first_pid(parts)
+    root = 0 if root is None else root  # the parser's pid for lines without one
+    end = next((e for e in m.details.get("exits", []) if e["pid"] == root), None)
+    if end is not None and end["signal"]:
+        core = " (core dumped)" if end["core_dumped"] else ""
+        out.append(
+            problem(
+                "target-crashed",
+                f"the traced program (pid {root}) was killed by {end['signal']}{core}: the "
+                "trace is of a run that did not finish, so its counts describe a crash",
+            )
+        )
+    elif end is not None and end["code"]:
+        out.append(
+            problem(
+                "target-failed",
+                f"the traced program (pid {root}) exited with status {end['code']}; check "
+                "that the run did what the policy expects",
+                severity="warning",
+            )
+        )
+    return out
+
+
 def analyze(
     trace_spec: str,
     out_dir: Path,
@@ -869,6 +917,7 @@ def analyze(
                 "opcode data is recorded only while `syscall-gate run` traces (as root, with "
                 "tracefs); a saved strace log does not carry it"
             )
+            problems += _how_it_ended(parts, measurement)
     except MeasureError as exc:
         problems.append(problem(exc.code, exc.message, exc.detail))
     except Interrupted as exc:

@@ -207,14 +207,40 @@ def test_bad_traces(tmp_path: Path, content: str, code: str) -> None:
 
 
 def test_a_whole_last_call_without_its_newline_is_not_truncation(tmp_path: Path) -> None:
-    """A pasted log often loses its final newline; a last line that reads as a whole call
-    is counted, and only damage in the middle of the trace would make it WARN."""
+    """A pasted log often loses its final newline; a last line that reads whole is
+    counted, and only damage in the middle of the trace would make it WARN."""
     trace = tmp_path / "trace.txt"
-    trace.write_text("1 close(3) = 0\ngarbage\n1 close(4) = 0")
+    trace.write_text("1 close(3) = 0\ngarbage\n1 close(4) = 0\n1 +++ exited with 0 +++")
     proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert codes(res) == ["damaged-lines"] and res["metrics"]["syscall.close.calls"] == 2
+
+
+@pytest.mark.parametrize(
+    ("tail", "code"),
+    [
+        # An excerpt, or a cut that fell between lines: strace always ends a task's story.
+        ("1 close(4) = 0\n", "trace-incomplete"),
+        ("1 close(4) = 0\n1 +++ exited with 0 +++\n", None),
+        ("1 close(4) = 0\n1 +++ killed by SIGSEGV (core dumped) +++\n", "target-crashed"),
+        ("1 close(4) = 0\n1 +++ exited with 2 +++\n", "target-failed"),  # a warning
+        # strace -c/-C's table after the last line of the story is not the story.
+        ("1 +++ exited with 0 +++\n% time     seconds  usecs/call     calls    errors syscall\n"
+         "------ ----------- ----------- --------- --------- ----------------\n"
+         "100.00    0.000001           0         1           close\n"
+         "  0.00    0.000000           0         1           execve\n", None),
+    ],
+)  # fmt: skip
+def test_how_the_traced_program_ended(tmp_path: Path, tail: str, code: str | None) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text('1 execve("/bin/x", ["x"], 0x7ffd /* 1 var */) = 0\n1 close(3) = 0\n' + tail)
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert codes(res) == ([code] if code else [])
+    assert proc.returncode == (3 if code in ("trace-incomplete", "target-crashed") else 0)
+    if code == "target-crashed":
+        assert "killed by SIGSEGV (core dumped)" in res["problems"][0]["message"]
 
 
 def test_damaged_lines_are_reported_with_samples(tmp_path: Path) -> None:
@@ -223,6 +249,7 @@ def test_damaged_lines_are_reported_with_samples(tmp_path: Path) -> None:
         '7 openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3\n'
         "garbage <img src=x> line\n"
         "7 close(3) = 0\n"
+        "7 +++ exited with 0 +++\n"
     )
     proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0  # a warning: the rest of the trace still counts
@@ -248,7 +275,7 @@ def test_trace_over_the_size_cap(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("size", "over"), [("1KiB", True), ("1 KB", True), ("1MiB", False)])
 def test_size_cap_takes_units(tmp_path: Path, size: str, over: bool) -> None:
     trace = tmp_path / "trace.txt"
-    trace.write_text('1 openat(AT_FDCWD, "/x", O_RDONLY) = 3\n' * 100)  # 3,900 bytes
+    trace.write_text('1 openat(AT_FDCWD, "/x", O_RDONLY) = 3\n' * 100 + "1 +++ exited with 0 +++\n")
     proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"), "--max-trace-bytes", size)
     assert proc.returncode == (3 if over else 0), proc.stderr
 
@@ -364,3 +391,28 @@ def test_a_short_run_over_the_cap_is_an_error_too(tmp_path: Path) -> None:
     assert (
         f"100-byte cap ({size:,} bytes): the target finished first" in res["problems"][0]["message"]
     )
+
+
+def test_a_second_signal_does_not_cut_the_clean_up_short() -> None:
+    """CI cancellation sends SIGINT, then SIGTERM: the second must not interrupt the clean-up
+    and the partial report the first one started (it left no report, a fixture behind)."""
+    from ci_gate.pipeline import Interrupted, interruptible
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    cleaned = False
+    try:
+        with pytest.raises(Interrupted), interruptible():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # never reached: the handler raises
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives during the clean-up
+                time.sleep(0.05)
+                cleaned = True
+        assert cleaned
+        # Until the process exits (report written), further signals are ignored.
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

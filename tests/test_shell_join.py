@@ -26,3 +26,12 @@ def test_bash_reads_the_shown_command_back_as_the_same_words(argv: list[str]) ->
         ["bash", "-c", f"printf '%s\\0' {shown}"], capture_output=True, check=True
     ).stdout
     assert out.split(b"\0")[:-1] == [a.encode("utf-8", "surrogateescape") for a in argv]
+
+
+def test_file_names_in_the_report_tell_a_byte_from_a_backslash() -> None:
+    from ci_gate.report.escape import md_path
+
+    literal, byte = "c\\xff", "c\udcff"  # four characters; 'c' and the byte 0xff
+    assert md_path(literal) == "`c\\\\xff`" and md_path(byte) == "`c\\xff`"
+    assert md_path("n\\nl") != md_path("n\nl")
+    assert md_path("a|b") == "`a\\|b`"  # still safe in a table cell

@@ -71,6 +71,12 @@ def md_code(text: str, limit: int = MAX_SHOWN) -> str:
     return f"{fence}{pad}{shown}{pad}{fence}"
 
 
+def md_path(path: str, limit: int = MAX_SHOWN) -> str:
+    """A file name as a code span, its backslashes doubled: a name holding the four
+    characters `\xff` must not read like one holding the byte 0xff (shown `\xff`)."""
+    return md_code(path.replace("\\", "\\\\"), limit)
+
+
 # What could change meaning rather than style: code spans, links and images
 # ('[' and ']' escaped means no '](' can form), table cells; '<', '>' and '&'
 # become entities. Emphasis characters are left alone: at worst they style.

@@ -20,7 +20,7 @@ from ci_gate.metrics.registry import (
     PRESERVE_OPS,
 )
 from ci_gate.metrics.values import value_of
-from ci_gate.report.escape import md_code, md_fence, md_text, shell_join
+from ci_gate.report.escape import md_code, md_fence, md_path, md_text, shell_join
 
 Section = tuple[str, str]  # (key, markdown)
 MAX_PER_FILE_ROWS = 60
@@ -446,7 +446,7 @@ def _per_file(r: dict[str, Any]) -> str:
             # reviewer looks for, so nothing is folded into "other".
             shown = [f"{k} {v}" for k, v in sorted(calls.items())]
             row = [
-                md_code(rel),
+                md_path(rel),
                 root,
                 str(sum(calls.values())),
                 md_text(", ".join(shown)) or "none",
@@ -577,7 +577,7 @@ def _traversal(r: dict[str, Any]) -> str:
     if scen is None:
         return "### Directory traversal\n\nNo scenario roots were given."
     roots = scen.get("roots", {})
-    rows = [[f"{md_text(label)}: {md_code(path, 120)}"] for label, path in roots.items()]
+    rows = [[f"{md_text(label)}: {md_path(path, 120)}"] for label, path in roots.items()]
     out = ["### Directory traversal", "", _table(["Roots"], rows), ""]
     out.append(
         _table(

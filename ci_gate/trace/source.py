@@ -70,6 +70,60 @@ def resolve(spec: str) -> list[TracePart]:
     return sorted(parts, key=lambda t: t.pid or 0)
 
 
+# How a task's last line reads when strace saw it end, or let it go (-p attach, Ctrl-C).
+_TASK_END = re.compile(
+    rb"\+\+\+ (?:exited with -?\d+|killed by \w+(?: \(core dumped\))?|superseded by execve in "
+    rb"pid \d+) \+\+\+\s*$|<detached \.\.\.>|strace: Process \d+ detached"
+    # -ff: a thread's file ends with the execve it did, the leader's pid taking over.
+    rb"|<pid changed to \d+ \.\.\.>"
+)
+# strace -c/-C's table: from its header to the end of the file.
+_SUMMARY_HEADER = re.compile(rb"^\s*% time\s+seconds")
+_FIRST_PID = re.compile(rb"^\s*(?:\[pid\s+(\d+)|(\d+)\s)")
+_LOOK = 64 * 1024
+
+
+def unfinished(parts: list[TracePart]) -> list[TracePart]:
+    """The files whose last line is not a task's end (`+++ exited with 0 +++`, a detach).
+
+    strace writes every traced task's end, so a trace that stops elsewhere was cut short
+    at a line boundary (a partial copy, a pasted excerpt, a killed tracer) or was taken
+    from the middle of a longer log. stdin cannot be looked at again: never reported.
+    """
+    out = []
+    for part in parts:
+        if part.path is None or part.size == 0:
+            continue
+        with part.path.open("rb") as f:
+            f.seek(max(0, part.size - _LOOK))
+            lines = f.read().splitlines()
+        for i in range(len(lines) - 1, -1, -1):
+            if _SUMMARY_HEADER.match(lines[i]):
+                lines = lines[:i]
+                break
+        last = next((line for line in reversed(lines) if line.strip()), b"")
+        if not _TASK_END.search(last):
+            out.append(part)
+    return out
+
+
+def first_pid(parts: list[TracePart]) -> int | None:
+    """The pid of the trace's first task (the program strace started), if lines carry one."""
+    if not parts:
+        return None
+    first = parts[0]
+    if first.pid is not None:
+        return first.pid
+    if first.path is None:
+        return None
+    with first.path.open("rb") as f:
+        for line in f.read(_LOOK).splitlines():
+            if line.strip():
+                m = _FIRST_PID.match(line)
+                return int(m.group(1) or m.group(2)) if m else None
+    return None
+
+
 def total_size(parts: list[TracePart]) -> int:
     return sum(p.size for p in parts)
 
