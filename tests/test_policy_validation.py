@@ -895,3 +895,18 @@ def test_env_names(tmp_path: Path) -> None:
         f"4:16: error: scenario.env.A=B: invalid environment variable name 'A=B': {why}",
         f"4:26: error: scenario.env.1: invalid environment variable name '1': {why}",
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("syscall.STATX.calls", "syscall.statx.calls"), ("io_uring.ops.read", "io_uring.ops.READ"),
+     ("IO_URING.RINGS", "io_uring.rings"), ("syscall.statx.calls.", "syscall.statx.calls")],
+)  # fmt: skip
+def test_a_metric_off_only_by_case_suggests_exactly_that(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    [found] = problems(tmp_path, rule(written, "fail: {max: 1}"))
+    assert found == (
+        f"4:13: error: rules.r.metric: unknown metric {written!r}; did you mean {meant!r}? "
+        "(all metrics: docs/metrics.md)"
+    )

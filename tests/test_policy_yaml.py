@@ -318,7 +318,7 @@ def test_yaml_syntax_error_has_its_position(tmp_path: Path) -> None:
 
 def test_two_documents_are_refused(tmp_path: Path) -> None:
     assert problems(tmp_path, "version: 1\n---\nversion: 1\n") == [
-        "2:1: error: YAML: but found another document"
+        "2:1: error: YAML: a second YAML document (`---`) follows: a policy is one document"
     ]
 
 
@@ -411,3 +411,10 @@ def test_billion_laughs_is_refused_within_bounded_memory(tmp_path: Path) -> None
         "use of an alias in full: expand fewer aliases, or split the file (each file of "
         "`extends` has its own limit)\n"
     )
+
+
+def test_tabs_say_what_to_do(tmp_path: Path) -> None:
+    assert problems(tmp_path, "version: 1\nrules:\n\ta: {metric: syscalls.total}\n") == [
+        "3:1: error: YAML: found character '\\t' that cannot start any token (YAML indents "
+        "with spaces, never tabs: replace the tab with spaces)"
+    ]

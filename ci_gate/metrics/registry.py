@@ -661,6 +661,19 @@ def _candidates() -> list[str]:
     return names
 
 
+def _same_but_for_case(name: str) -> str | None:
+    """The metric `name` means when only its case or a stray dot is off (`io_uring.ops.read`,
+    `syscall.STATX.calls`, `IO_URING.RINGS`): opcodes are upper case, the rest lower."""
+    parts = [p for p in name.strip().strip(".").split(".") if p]
+    tries = [".".join(p.lower() for p in parts)]
+    if len(parts) == 3 and parts[0].lower() == "io_uring" and parts[1].lower() == "ops":
+        tries.insert(0, f"io_uring.ops.{parts[2].upper()}")
+    for t in tries:
+        if t != name and lookup(t) is not None:
+            return t
+    return None
+
+
 def suggest(name: str, limit: int = 3) -> list[str]:
     """Close metric names, for "did you mean" in policy errors.
 
@@ -668,6 +681,9 @@ def suggest(name: str, limit: int = 3) -> list[str]:
     part: the part where the family has `<name>` is compared with the syscall table, and the
     concrete names that gives join the other candidates, all ranked by closeness to `name`.
     """
+    exact = _same_but_for_case(name)
+    if exact is not None:
+        return [exact]
     cutoff = 0.6
     found = set(difflib.get_close_matches(name, _candidates(), n=limit, cutoff=cutoff))
     parts = name.split(".")

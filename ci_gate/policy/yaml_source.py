@@ -380,6 +380,10 @@ def _yaml_error(exc: yaml.YAMLError, file: str, text: str) -> Diagnostic:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "'\\t'" in problem:
+            problem += " (YAML indents with spaces, never tabs: replace the tab with spaces)"
+        elif "another document" in problem:
+            problem = "a second YAML document (`---`) follows: a policy is one document"
         return Diagnostic(file, line, col, "", f"YAML: {problem}")
     if isinstance(exc, yaml.reader.ReaderError):
         pos = min(exc.position, len(text))

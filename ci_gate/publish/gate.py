@@ -400,7 +400,9 @@ def _after_run(
         try:
             ctx = GitHubContext.from_env(environ)
         except ContextError as exc:
-            out.warning(f"not publishing on GitHub: {exc}")
+            # With --publish never the context is read only to record it (two-stage flow).
+            what = "not recording the GitHub context" if mode == "never" else "not publishing"
+            out.warning(f"{what} on GitHub: {exc}")
     if ctx is not None:
         if ctx.token:
             out.set_redact(ctx.token.redact)
