@@ -568,7 +568,8 @@ def _specs() -> list[MetricSpec]:
             "calls",
             TRACE,
             "Calls the policy lists as unexpected (its `unexpected:` section, or the defaults), "
-            "counted in the scope the list gives.",
+            "counted in the scope the list gives; unmeasured without scenario roots when the "
+            "list has calls that count on scenario paths (the defaults do).",
             section=sec,
         )
     )
