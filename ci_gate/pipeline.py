@@ -155,6 +155,11 @@ _OUT_FILES = ("report.md", "results.json", "build.log", "trace*.txt", "target*.s
 
 
 def prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MeasureError(
+            "out-dir-unwritable",
+            f"the output directory {out_dir} is a file, not a directory; choose another --out",
+        )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".syscall-gate-write-test"
@@ -604,6 +609,8 @@ def run(
                 side.value,
                 lambda name: value_of(name, m.values, m.unmeasured, m.scope_missing)[0],
             )
+    if got.interrupted is not None:
+        res["exit_code"] = 128 + int(got.interrupted)  # what the process exits with
     report_path, results_path = write_outputs(out_dir, res)
     return Outcome(res, report_path, results_path, got.interrupted)
 
@@ -793,13 +800,20 @@ def _scenario_from(path: Path) -> tuple[dict[str, str], Fixture | None]:
     """Roots and fixture of an earlier run, from its results.json."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        roots = data["scenario"]["roots"]
-        entries = (data.get("details", {}).get("scenario") or {}).get("fixture")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not JSON"
         raise MeasureError(
             "bad-scenario-file",
-            f"cannot read scenario roots from {path}: {exc}; give the results.json of a "
-            "`syscall-gate run`",
+            f"cannot read {path}: {why}; give the results.json of a `syscall-gate run`",
+        ) from exc
+    try:
+        roots = data["scenario"]["roots"]
+        entries = (data.get("details", {}).get("scenario") or {}).get("fixture")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MeasureError(
+            "bad-scenario-file",
+            f"{path} holds no scenario roots (scenario.roots): it is not the results.json of "
+            "a `syscall-gate run`",
         ) from exc
     if not isinstance(roots, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in roots.items()
@@ -943,5 +957,7 @@ def analyze(
         trace=trace_info,
         extra_problems=problems,
     )
+    if interrupted is not None:
+        res["exit_code"] = 128 + int(interrupted)  # what the process exits with
     report_path, results_path = write_outputs(out_dir, res)
     return Outcome(res, report_path, results_path, interrupted)

@@ -362,6 +362,7 @@ def test_interrupted_run_cleans_up_and_reports(tmp_path: Path, sig: signal.Signa
     res = json.loads((out / "results.json").read_text())
     assert "interrupted" in codes(res)
     assert res["status"] == "ERROR"
+    assert res["exit_code"] == proc.returncode  # not 3: what the process exited with
     assert processes_with(marker) == []
     assert list(scratch.iterdir()) == []  # the fixture is gone
     assert shutil.which("strace")
@@ -416,3 +417,27 @@ def test_a_second_signal_does_not_cut_the_clean_up_short() -> None:
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+def test_out_that_is_a_file_and_a_scenario_file_that_is_not_results(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text("1 close(3) = 0\n1 +++ exited with 0 +++\n")
+    (tmp_path / "afile").write_text("")
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "afile"))
+    assert proc.returncode == 3
+    assert f"the output directory {tmp_path / 'afile'} is a file, not a directory" in proc.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("1")
+    proc = gate("analyze", str(trace), "--scenario", str(bad), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 3
+    assert f"{bad} holds no scenario roots (scenario.roots)" in proc.stdout
+    assert "subscriptable" not in proc.stdout + proc.stderr
+    # The report and results are as readable as the trace (mkstemp made them 0600).
+    for name in ("report.md", "results.json"):
+        assert (tmp_path / "o" / name).stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
