@@ -234,6 +234,7 @@ def test_a_whole_last_call_without_its_newline_is_not_truncation(tmp_path: Path)
 )  # fmt: skip
 def test_how_the_traced_program_ended(tmp_path: Path, tail: str, code: str | None) -> None:
     trace = tmp_path / "trace.txt"
+    # The program strace started: its first line is the execve, and its story has an end.
     trace.write_text('1 execve("/bin/x", ["x"], 0x7ffd /* 1 var */) = 0\n1 close(3) = 0\n' + tail)
     proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
     res = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -441,3 +442,12 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_an_attached_process_is_a_window_that_may_end_anywhere(tmp_path: Path) -> None:
+    """strace -p PID, stopped with Ctrl-C: no execve first, no exit last; not incomplete."""
+    trace = tmp_path / "trace.txt"
+    trace.write_text('7 read(3, "x", 1) = 1\n7 write(4, "x", 1) = 1\n')
+    proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout
+    assert codes(json.loads((tmp_path / "out" / "results.json").read_text())) == []

@@ -512,10 +512,7 @@ def test_analyze_without_the_filter_gives_the_same_results(tmp_path: Path, how: 
             text=True,
             timeout=120,
         )
-        # The log is an excerpt of an attached server (trace-incomplete, exit 3): what
-        # matters is that both paths say the same.
-        assert proc.returncode in (0, 1, 3), proc.stderr
-        assert "internal error" not in proc.stderr
+        assert proc.returncode in (0, 1), proc.stderr
         res = json.loads((out / "results.json").read_text())
         res.pop("generated_at", None)
         res.pop("timing", None)

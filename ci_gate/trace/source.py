@@ -88,9 +88,13 @@ def unfinished(parts: list[TracePart]) -> list[TracePart]:
 
     strace writes every traced task's end, so a trace that stops elsewhere was cut short
     at a line boundary (a partial copy, a pasted excerpt, a killed tracer) or was taken
-    from the middle of a longer log. stdin cannot be looked at again: never reported.
+    from the middle of a longer log. Only a trace of a program strace started (its first
+    line an execve) is held to that: one of an attached process (-p) is a window, which
+    Ctrl-C may end anywhere. stdin cannot be looked at again: never reported.
     """
-    out = []
+    out: list[TracePart] = []
+    if not _starts_with_execve(parts):
+        return out
     for part in parts:
         if part.path is None or part.size == 0:
             continue
@@ -107,6 +111,17 @@ def unfinished(parts: list[TracePart]) -> list[TracePart]:
     return out
 
 
+def _first_line(part: TracePart) -> bytes:
+    if part.path is None:
+        return b""
+    with part.path.open("rb") as f:
+        return next((line for line in f.read(_LOOK).splitlines() if line.strip()), b"")
+
+
+def _starts_with_execve(parts: list[TracePart]) -> bool:
+    return bool(parts) and b"execve(" in _first_line(parts[0])
+
+
 def first_pid(parts: list[TracePart]) -> int | None:
     """The pid of the trace's first task (the program strace started), if lines carry one."""
     if not parts:
@@ -114,14 +129,8 @@ def first_pid(parts: list[TracePart]) -> int | None:
     first = parts[0]
     if first.pid is not None:
         return first.pid
-    if first.path is None:
-        return None
-    with first.path.open("rb") as f:
-        for line in f.read(_LOOK).splitlines():
-            if line.strip():
-                m = _FIRST_PID.match(line)
-                return int(m.group(1) or m.group(2)) if m else None
-    return None
+    m = _FIRST_PID.match(_first_line(first))
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def total_size(parts: list[TracePart]) -> int:
