@@ -57,18 +57,22 @@ def _finish(outcome: Any) -> int:
     # The summary quotes the target's stderr and file names from the trace: in
     # Actions, stop-commands makes the runner ignore any command they contain.
     guard = StopCommands() if os.environ.get("GITHUB_ACTIONS") == "true" else None
-    if guard is not None:
-        print(guard.start())
-    for line in _summary_lines(res):
-        print(log_safe(printable(line, 4000)), flush=True)
-    if guard is not None:
-        print(guard.end(), flush=True)
-    if outcome.report is not None:
-        print(f"report: {outcome.report}")
-        print(f"results: {outcome.results_path}")
-        trace = (res.get("trace") or {}).get("path")
-        if trace and os.path.exists(trace):
-            print(f"trace: {trace}")
+    try:
+        if guard is not None:
+            print(guard.start())
+        for line in _summary_lines(res):
+            print(log_safe(printable(line, 4000)), flush=True)
+        if guard is not None:
+            print(guard.end(), flush=True)
+        if outcome.report is not None:
+            print(f"report: {outcome.report}")
+            print(f"results: {outcome.results_path}")
+            trace = (res.get("trace") or {}).get("path")
+            if trace and os.path.exists(trace):
+                print(f"trace: {trace}", flush=True)
+    except BrokenPipeError:
+        # `syscall-gate analyze ... | head`: the reader left; the verdict's exit code stands.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if outcome.interrupted is not None:
         return 128 + int(outcome.interrupted)
     return int(res["exit_code"])

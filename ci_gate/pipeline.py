@@ -939,6 +939,10 @@ def analyze(
         problems.append(
             problem("interrupted", f"interrupted by {exc} before the analysis finished")
         )
+    sid = policy.scenario.id if policy is not None and policy.scenario is not None else None
+    if sid and sid != "default":
+        # The policy's scenario id names this result too, so analyses can be merged.
+        scenario_info = {**(scenario_info or {}), "id": sid}
     verdict = None
     if measurement is not None:
         verdict = evaluate(policy.rules if policy is not None else (), measurement)

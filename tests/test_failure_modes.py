@@ -451,3 +451,37 @@ def test_an_attached_process_is_a_window_that_may_end_anywhere(tmp_path: Path) -
     proc = gate("analyze", str(trace), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stdout
     assert codes(json.loads((tmp_path / "out" / "results.json").read_text())) == []
+
+
+def test_a_reader_that_leaves_early_does_not_change_the_verdict(tmp_path: Path) -> None:
+    """`syscall-gate analyze ... | head -1`: a closed stdout is not an error (was exit 3)."""
+    trace = tmp_path / "trace.txt"
+    trace.write_text("1 close(3) = 0\n1 +++ exited with 0 +++\n")
+    pol = tmp_path / "p.yml"
+    pol.write_text("version: 1\nrules:\n  r: {metric: syscall.close.calls, fail: {max: 0}}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ci_gate", "analyze", str(trace), "--policy", str(pol),
+         "--out", str(tmp_path / "out")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the gate prints its first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1, err  # FAIL: one close, at most 0 allowed
+
+
+def test_analyses_of_two_scenarios_merge(tmp_path: Path) -> None:
+    """analyze records the policy's scenario id, so a matrix of analyses merges."""
+    trace = tmp_path / "trace.txt"
+    trace.write_text("1 close(3) = 0\n1 +++ exited with 0 +++\n")
+    outs = []
+    for sid in ("small", "large"):
+        pol = tmp_path / f"{sid}.yml"
+        pol.write_text(f"version: 1\nscenario: {{id: {sid}, command: 'x {{src}} {{dst}}'}}\n"
+                       "rules:\n  r: {metric: syscall.close.calls, fail: {max: 5}}\n")  # fmt: skip
+        out = tmp_path / sid
+        assert gate("analyze", str(trace), "--policy", str(pol), "--out", str(out)).returncode == 0
+        assert json.loads((out / "results.json").read_text())["scenario"]["id"] == sid
+        outs.append(str(out))
+    proc = gate("merge", *outs, "--out", str(tmp_path / "merged"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
