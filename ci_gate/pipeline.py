@@ -855,6 +855,17 @@ def _how_it_ended(parts: list[source.TracePart], m: Measurement) -> list[dict[st
                 "counts near the end are missing; analyze the whole trace",
             )
         )
+    lost = source.missing_ff_pids(parts)
+    if lost:
+        shown = ", ".join(map(str, lost[:10])) + (" ..." if len(lost) > 10 else "")
+        out.append(
+            problem(
+                "trace-incomplete",
+                f"the -ff trace has no file for {len(lost)} task(s) its clones and forks "
+                f"created (pid {shown}): their calls are missing from every count; analyze "
+                "all of strace's PREFIX.PID files",
+            )
+        )
     root = source.first_pid(parts)
     root = 0 if root is None else root  # the parser's pid for lines without one
     end = next((e for e in m.details.get("exits", []) if e["pid"] == root), None)

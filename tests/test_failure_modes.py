@@ -485,3 +485,22 @@ def test_analyses_of_two_scenarios_merge(tmp_path: Path) -> None:
         outs.append(str(out))
     proc = gate("merge", *outs, "--out", str(tmp_path / "merged"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ff_output_with_a_task_file_missing(tmp_path: Path) -> None:
+    """strace -ff writes a file per task: a child's file lost is a trace with calls missing."""
+    d = tmp_path / "ff"
+    d.mkdir()
+    # sh forks two children (the subshell and its `true`), each with its own file.
+    subprocess.run(["strace", "-ff", "-o", str(d / "tr"), "sh", "-c", "(true &); wait"],
+                   check=True)  # fmt: skip
+    files = sorted(d.iterdir(), key=lambda p: int(p.suffix[1:]))
+    assert len(files) >= 2
+    proc = gate("analyze", str(d), "--out", str(tmp_path / "whole"))
+    assert proc.returncode == 0, proc.stdout
+    files[-1].unlink()  # the last child's file
+    proc = gate("analyze", str(d), "--out", str(tmp_path / "lost"))
+    assert proc.returncode == 3, proc.stdout
+    res = json.loads((tmp_path / "lost" / "results.json").read_text())
+    assert codes(res) == ["trace-incomplete"]
+    assert f"(pid {files[-1].suffix[1:]})" in res["problems"][0]["message"]

@@ -122,6 +122,37 @@ def _starts_with_execve(parts: list[TracePart]) -> bool:
     return bool(parts) and b"execve(" in _first_line(parts[0])
 
 
+# A clone/fork in a -ff file (no pid prefix; maybe -i/-n brackets, a timestamp, -r's
+# delta) returning the child's pid, decorated under -Y, timed under -T:
+# `clone(...) = 1234`, `<... clone3 resumed>) = 1234<cc>`, `vfork() = 1234 <0.1>`. The call
+# must start the line: a file named "fork(" elsewhere in a line is not a fork.
+_CHILD_RETURN = re.compile(
+    rb"^(?:\[[^\]]*\]\s*)*(?:[\d:.]+\s+)?(?:\(\+\s*[\d.]+\)\s+)?"
+    rb"(?:(?:clone3?|v?fork)\(|<\.\.\. (?:clone3?|v?fork) resumed>)"
+    rb".*\)\s+= ([1-9]\d*)(?:<[^<>]*>)?(?:\s+<[\d.]+>)?\s*$"
+)
+
+
+def missing_ff_pids(parts: list[TracePart]) -> list[int]:
+    """Tasks a -ff trace's clones and forks created that have no file of their own.
+
+    strace -ff writes one file per task, so a child whose file is absent was lost (a
+    partial copy of the output, a deleted file): its calls are not in the counts.
+    """
+    have = {p.pid for p in parts if p.pid is not None}
+    if not have:
+        return []
+    children: set[int] = set()
+    for part in parts:
+        if part.path is None:
+            continue
+        with part.path.open("rb") as f:
+            for line in f:
+                if (b"clone" in line or b"fork" in line) and (m := _CHILD_RETURN.search(line)):
+                    children.add(int(m.group(1)))
+    return sorted(children - have)
+
+
 def first_pid(parts: list[TracePart]) -> int | None:
     """The pid of the trace's first task (the program strace started), if lines carry one."""
     if not parts:
