@@ -766,13 +766,17 @@ def _judged(policy: Policy, got: Any) -> Measurement:
     if measured is not None and not any(p["code"] == "wrong-copy" for p in got.problems):
         return measured
     if measured is None:
-        first = next((p for p in got.problems if p["severity"] == "error"), None)
-        # The problem's first clause: its remedy and detail are in the problem itself.
-        cause = first["message"].split("; ")[0] if first else ""
-        why = "the run stopped before measuring" + (f": {cause}" if cause else "")
+        why = _stopped("the run stopped before measuring", got.problems)
     else:
         why = "the copy is wrong (verify: tree-equal), so no metric counts"
     return _nothing_counts(policy, why)
+
+
+def _stopped(what: str, problems: list[dict[str, Any]]) -> str:
+    """`what`, with the first error's first clause (its remedy and detail are in the problem)."""
+    first = next((p for p in problems if p["severity"] == "error"), None)
+    cause = first["message"].split("; ")[0] if first else ""
+    return what + (f": {cause}" if cause else "")
 
 
 def _nothing_counts(policy: Policy, why: str) -> Measurement:
@@ -844,7 +848,8 @@ def _how_it_ended(parts: list[source.TracePart], m: Measurement) -> list[dict[st
     out: list[dict[str, Any]] = []
     if any(p.code in ("trace-truncated", "trace-empty", "not-strace") for p in m.problems):
         return out  # already said
-    cut = source.unfinished(parts)
+    root, started = source.first_task(parts)
+    cut = source.unfinished(parts) if started else []
     if cut:
         names = ", ".join(str(p.path) for p in cut[:3]) + (" ..." if len(cut) > 3 else "")
         out.append(
@@ -855,7 +860,9 @@ def _how_it_ended(parts: list[source.TracePart], m: Measurement) -> list[dict[st
                 "counts near the end are missing; analyze the whole trace",
             )
         )
-    lost = source.missing_ff_pids(parts)
+    # strace -ff writes a file per task: a task a clone returned without one was lost.
+    have = {p.pid for p in parts if p.pid is not None}
+    lost = sorted(m.created - have) if have else []
     if lost:
         shown = ", ".join(map(str, lost[:10])) + (" ..." if len(lost) > 10 else "")
         out.append(
@@ -866,7 +873,6 @@ def _how_it_ended(parts: list[source.TracePart], m: Measurement) -> list[dict[st
                 "all of strace's PREFIX.PID files",
             )
         )
-    root = source.first_pid(parts)
     root = 0 if root is None else root  # the parser's pid for lines without one
     end = next((e for e in m.details.get("exits", []) if e["pid"] == root), None)
     if end is not None and end["signal"]:
@@ -959,9 +965,7 @@ def analyze(
         verdict = evaluate(policy.rules if policy is not None else (), measurement)
     elif policy is not None:
         # Every rule is listed, ERROR with the cause, as when a run stops before measuring.
-        first = next((p for p in problems if p["severity"] == "error"), None)
-        cause = first["message"].split("; ")[0] if first else ""
-        why = "the trace could not be analysed" + (f": {cause}" if cause else "")
+        why = _stopped("the trace could not be analysed", problems)
         verdict = evaluate(policy.rules, _nothing_counts(policy, why))
     res = results.build(
         measurement=measurement,

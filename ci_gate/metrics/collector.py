@@ -80,6 +80,9 @@ _ARGS_NEEDED = {
     name: max(max(d or 0, p) for d, p in spec.pairs) + 1 + (name in OPEN_CALLS)
     for name, spec in PATH_CALLS.items()
 }
+_OTHER_ARGS_NEEDED = {
+    name: max(max(d or 0, p) for d, p in pairs) + 1 for name, pairs in OTHER_PATH_CALLS.items()
+}
 
 # IORING_SETUP_* bits, for traces printed with -X raw.
 _SETUP_BITS = {
@@ -145,6 +148,8 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
     # Every repeat's value of each metric, when the scenario ran more than once.
     samples: dict[str, list[float]] = field(default_factory=dict)
+    # Tasks the trace's clones and forks returned (not in results.json: can be many).
+    created: frozenset[int] = frozenset()
 
 
 def _cls_counter() -> dict[str, int]:
@@ -185,6 +190,7 @@ class Collector:
         # decides their class, and the pointer does not say which.
         self.class_unknown: Counter[str] = Counter()
         self.exits: list[ProcessExit] = []
+        self.created: set[int] = set()  # tasks the trace's clones and forks returned
         self.signals: Counter[str] = Counter()
         self.anywhere_hits: Counter[str] = Counter()
         # scenario
@@ -241,8 +247,9 @@ class Collector:
         """
         wanted = set(self._handlers) | set(self.unexpected.anywhere)
         if self.scope is None and not self.rings:
-            # Without roots, fds matter only once an io_uring ring exists.
-            wanted -= _FD_BOOKKEEPING - self.unexpected.anywhere
+            # Without roots, fds matter only once an io_uring ring exists. Clones stay
+            # (they are few): the tasks they create say whether a -ff file is missing.
+            wanted -= _FD_BOOKKEEPING - CLONES - self.unexpected.anywhere
         names: set[str] | None = wanted
         needles: tuple[str, ...] = ()
         if self.scope is not None:
@@ -471,11 +478,10 @@ class Collector:
     def _other_path_call(self, c: Call) -> None:
         """chdir, truncate, execve, ...: a scenario call when a path it names is under a root."""
         assert self.scope is not None
-        pairs = OTHER_PATH_CALLS[c.name]
-        args = c.split_args(max(max(d or 0, p) for d, p in pairs) + 1)
+        args = c.split_args(_OTHER_ARGS_NEEDED[c.name])
         nargs = len(args)
         touched: list[tuple[str, str]] = []
-        for dirfd_i, path_i in pairs:
+        for dirfd_i, path_i in OTHER_PATH_CALLS[c.name]:
             dirfd = args[dirfd_i] if dirfd_i is not None and dirfd_i < nargs else None
             path = args[path_i] if path_i < nargs else None
             if path is not None and path.startswith("0x"):
@@ -647,6 +653,7 @@ class Collector:
     def _clone(self, c: Call) -> None:
         if c.retval is None or c.retval <= 0:
             return
+        self.created.add(c.retval)
         shares = "CLONE_FILES" in c.args
         shares_fs = _CLONE_FS_NAME.search(c.args) is not None
         if not (shares and shares_fs) and c.name in ("clone", "clone3"):
@@ -825,7 +832,9 @@ class Collector:
         }
         if self.scope is not None:
             details["scenario"] = self._scenario_details()
-        return Measurement(v, unmeasured, scope_missing, details, problems, notes)
+        return Measurement(
+            v, unmeasured, scope_missing, details, problems, notes, created=frozenset(self.created)
+        )
 
     def _uring_result(
         self,

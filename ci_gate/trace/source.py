@@ -86,15 +86,12 @@ _LOOK = 64 * 1024
 def unfinished(parts: list[TracePart]) -> list[TracePart]:
     """The files whose last line is not a task's end (`+++ exited with 0 +++`, a detach).
 
-    strace writes every traced task's end, so a trace that stops elsewhere was cut short
-    at a line boundary (a partial copy, a pasted excerpt, a killed tracer) or was taken
-    from the middle of a longer log. Only a trace of a program strace started (its first
-    line an execve) is held to that: one of an attached process (-p) is a window, which
-    Ctrl-C may end anywhere. stdin cannot be looked at again: never reported.
+    strace writes every traced task's end, so a trace of a program it started that stops
+    elsewhere was cut short at a line boundary (a partial copy, a pasted excerpt, a killed
+    tracer) or was taken from the middle of a longer log. stdin cannot be looked at again:
+    never reported.
     """
     out: list[TracePart] = []
-    if not _starts_with_execve(parts):
-        return out
     for part in parts:
         if part.path is None or part.size == 0:
             continue
@@ -111,57 +108,20 @@ def unfinished(parts: list[TracePart]) -> list[TracePart]:
     return out
 
 
-def _first_line(part: TracePart) -> bytes:
-    if part.path is None:
-        return b""
-    with part.path.open("rb") as f:
-        return next((line for line in f.read(_LOOK).splitlines() if line.strip()), b"")
-
-
-def _starts_with_execve(parts: list[TracePart]) -> bool:
-    return bool(parts) and b"execve(" in _first_line(parts[0])
-
-
-# A clone/fork in a -ff file (no pid prefix; maybe -i/-n brackets, a timestamp, -r's
-# delta) returning the child's pid, decorated under -Y, timed under -T:
-# `clone(...) = 1234`, `<... clone3 resumed>) = 1234<cc>`, `vfork() = 1234 <0.1>`. The call
-# must start the line: a file named "fork(" elsewhere in a line is not a fork.
-_CHILD_RETURN = re.compile(
-    rb"^(?:\[[^\]]*\]\s*)*(?:[\d:.]+\s+)?(?:\(\+\s*[\d.]+\)\s+)?"
-    rb"(?:(?:clone3?|v?fork)\(|<\.\.\. (?:clone3?|v?fork) resumed>)"
-    rb".*\)\s+= ([1-9]\d*)(?:<[^<>]*>)?(?:\s+<[\d.]+>)?\s*$"
-)
-
-
-def missing_ff_pids(parts: list[TracePart]) -> list[int]:
-    """Tasks a -ff trace's clones and forks created that have no file of their own.
-
-    strace -ff writes one file per task, so a child whose file is absent was lost (a
-    partial copy of the output, a deleted file): its calls are not in the counts.
-    """
-    have = {p.pid for p in parts if p.pid is not None}
-    if not have:
-        return []
-    children: set[int] = set()
-    for part in parts:
-        if part.path is None:
-            continue
-        with part.path.open("rb") as f:
-            for line in f:
-                if (b"clone" in line or b"fork" in line) and (m := _CHILD_RETURN.search(line)):
-                    children.add(int(m.group(1)))
-    return sorted(children - have)
-
-
-def first_pid(parts: list[TracePart]) -> int | None:
-    """The pid of the trace's first task (the program strace started), if lines carry one."""
-    if not parts:
-        return None
-    first = parts[0]
+def first_task(parts: list[TracePart]) -> tuple[int | None, bool]:
+    """The trace's first task: its pid, if lines carry one, and whether strace started it
+    (its first line an execve) rather than attached to it (-p, a window Ctrl-C may end
+    anywhere)."""
+    first = parts[0] if parts else None
+    if first is None or first.path is None:
+        return None, False
+    with first.path.open("rb") as f:
+        line = next((ln for ln in f.read(_LOOK).splitlines() if ln.strip()), b"")
+    started = b"execve(" in line
     if first.pid is not None:
-        return first.pid
-    m = _FIRST_PID.match(_first_line(first))
-    return int(m.group(1) or m.group(2)) if m else None
+        return first.pid, started
+    m = _FIRST_PID.match(line)
+    return (int(m.group(1) or m.group(2)) if m else None), started
 
 
 def total_size(parts: list[TracePart]) -> int:
